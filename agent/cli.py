@@ -1,0 +1,235 @@
+"""The ``ownit`` command. Each command parses options, calls one function, renders the result.
+
+Only this module turns exceptions into messages and exit codes:
+
+    0  complete          1  review incomplete (some of the diff was not reviewed)
+    2  bad input/config  3  no usable model   4  ledger could not be written (review kept)
+
+Heavy imports (litellm, langgraph) happen inside the commands that need them, so
+``ownit --help`` and ``ownit ledger ...`` stay fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from agent.errors import OwnitError
+
+EXIT_INCOMPLETE = 1
+EXIT_LEDGER = 4
+
+app = typer.Typer(
+    help="Explain a change to its author and ask what they must answer to own it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+ledger_app = typer.Typer(help="Read and load the cost ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except OwnitError as exc:
+        err.print(f"error: {exc.message}", markup=False)
+        if exc.hint:
+            err.print(exc.hint, markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: calls made so far are recorded in the ledger", markup=False)
+        raise typer.Exit(130) from None
+
+
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        envvar="OWNIT_LEDGER_URL",
+        help="Ledger database as an SQLAlchemy URL (default: SQLite in your data directory).",
+    ),
+]
+
+
+@app.command()
+def review(
+    source: Annotated[
+        str | None, typer.Argument(help="A patch file, or '-' to read a diff from standard input.")
+    ] = None,
+    diff: Annotated[Path | None, typer.Option(help="A patch file to review.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base revision (default: the upstream main branch).")] = None,
+    head: Annotated[str | None, typer.Option(help="Head revision (default: HEAD).")] = None,
+    team: Annotated[str | None, typer.Option(envvar="OWNIT_TEAM", help="Team to charge in the ledger.")] = None,
+    repo: Annotated[str | None, typer.Option(help="Repository name (default: from git's origin).")] = None,
+    pr: Annotated[int | None, typer.Option(help="Pull request number.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="A model name from providers.yaml, or a LiteLLM model string.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="A providers.yaml layered over the others.")] = None,
+    ledger: LedgerOpt = None,
+    format: Annotated[
+        str, typer.Option("--format", help="Comma-separated: terminal, markdown, json.")
+    ] = "terminal",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for artifacts.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and estimate cost; call no model.")
+    ] = False,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=64, help="Parallel model calls.")] = None,
+) -> None:
+    """Review a diff: the current branch against its base, a patch file, or standard input."""
+    from agent.render import parse_formats
+    from agent.render.terminal import TerminalProgress, print_dry_run, print_review
+    from agent.review import ReviewRequest, dry_run as plan_only, run_review
+
+    with user_errors():
+        if source and diff:
+            raise typer.BadParameter("give the diff either as an argument or with --diff")
+        formats = parse_formats(format)
+        wants_files = [f for f in formats if f != "terminal"]
+        if wants_files and out_dir is None:
+            out_dir = Path(".")
+        request = ReviewRequest(
+            cwd=Path.cwd(),
+            diff_path=Path(source) if source else diff,
+            base=base,
+            head=head,
+            team=team,
+            repo=repo,
+            pr_number=pr,
+            model=model,
+            config_path=config,
+            ledger_url=ledger,
+            formats=formats,
+            out_dir=out_dir if wants_files else None,
+            dry_run=dry_run,
+            concurrency=concurrency,
+        )
+        if dry_run:
+            print_dry_run(asyncio.run(plan_only(request)), out)
+            return
+        progress = TerminalProgress(err)
+        try:
+            result = asyncio.run(run_review(request, progress))
+        finally:
+            progress.close()
+
+    if "terminal" in formats:
+        print_review(result, out)
+    for name in wants_files:
+        err.print(f"wrote {out_dir}/ownit-review.{ 'md' if name == 'markdown' else name}", markup=False)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False)
+    if not result.complete:
+        err.print("error: the review is incomplete:", markup=False)
+        for problem in result.problems:
+            err.print(f"  {problem}", markup=False)
+        err.print("Spend so far is recorded. Fix the cause and run again.", markup=False)
+        raise typer.Exit(EXIT_INCOMPLETE)
+    if result.ledger_error:
+        err.print(f"error: the ledger was not written: {result.ledger_error}", markup=False)
+        if result.ledger_spool:
+            err.print(
+                f"The calls are saved in {result.ledger_spool}; when the database is back run: "
+                f"ownit ledger import {result.ledger_spool}",
+                markup=False,
+            )
+        raise typer.Exit(EXIT_LEDGER)
+
+
+@app.command()
+def models(
+    config: Annotated[Path | None, typer.Option(help="A providers.yaml layered over the others.")] = None,
+) -> None:
+    """List the configured models and whether each is ready to use."""
+    from agent.config import load_config
+    from agent.providers import catalogue, choose_model
+    from agent.sources.git import repo_root
+
+    with user_errors():
+        cfg = load_config(repo_root=repo_root(Path.cwd()), explicit=config)
+        try:
+            chosen = choose_model(cfg).name
+        except OwnitError:
+            chosen = None
+        for m in catalogue(cfg):
+            mark = "*" if m.name == chosen else " "
+            state = "ready" if m.usable else f"needs {', '.join(m.missing_env)}"
+            out.print(f"{mark} {m.name:<16} {m.litellm_model:<40} {state}", markup=False)
+        out.print(f"configuration: {' < '.join(cfg.sources)}", markup=False)
+
+
+@ledger_app.command("report")
+def ledger_report(
+    by: Annotated[str, typer.Option(help="Group by: team, repo, pr_number, model, model_name, author.")] = "team,repo",
+    days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """Spend per team, repo, PR or model."""
+    from rich.table import Table
+
+    from agent.ledger import LedgerStore
+
+    allowed = ("team", "repo", "pr_number", "model", "model_name", "author", "provider")
+    with user_errors():
+        group = tuple(g.strip() for g in by.split(",") if g.strip())
+        bad = [g for g in group if g not in allowed]
+        if bad or not group:
+            raise typer.BadParameter(f"--by takes {', '.join(allowed)}; got {by!r}")
+        since = datetime.now(UTC) - timedelta(days=days) if days else None
+        rows = LedgerStore(ledger).spend(group, since)
+    if as_json:
+        out.print(json.dumps(rows, indent=2, default=str), markup=False)
+        return
+    table = Table()
+    for g in group:
+        table.add_column(g)
+    for col in ("calls", "prompt tokens", "completion tokens", "USD"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        cost = f"{r['cost_usd'] or 0:.4f}" + ("+?" if r["unpriced"] else "")
+        table.add_row(
+            *(str(r[g]) if r[g] is not None else "-" for g in group),
+            str(r["calls"]),
+            f"{r['prompt_tokens'] or 0:,}",
+            f"{r['completion_tokens'] or 0:,}",
+            cost,
+        )
+    out.print(table)
+
+
+@ledger_app.command("import")
+def ledger_import(
+    files: Annotated[list[Path], typer.Argument(help="JSON artifacts or spool files.")],
+    ledger: LedgerOpt = None,
+) -> None:
+    """Load calls from review JSON artifacts or spool files; importing twice counts once."""
+    from agent.ledger import LedgerStore, read_rows
+
+    with user_errors():
+        store = LedgerStore(ledger)
+        for path in files:
+            inserted, skipped = store.import_rows(read_rows(path))
+            out.print(f"{path}: {inserted} call(s) added, {skipped} already present", markup=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""providers.yaml: the model catalogue and review settings, layered and validated once.
+
+Precedence, lowest first: the bundled ``providers.yaml`` < the user's config file
+(``$XDG_CONFIG_HOME/ownit/providers.yaml`` or the platform equivalent) < the repository's
+``.ownit/providers.yaml`` < ``--config FILE``. A later layer replaces a model by name and a
+review setting key by key; ``default`` and ``prefer`` are replaced whole. Command-line flags are
+applied on top by the caller. Unknown keys are errors, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agent.errors import ConfigError
+
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_ONLY_ENV_REF = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelEntry(_Strict):
+    """One named model. ``model`` is a LiteLLM model string, e.g. ``anthropic/claude-sonnet-4-5``."""
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    api_version: str | None = None
+    # For models LiteLLM's price map does not know (local servers, new releases).
+    context_window: int | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0)
+    output_cost_per_token: float | None = Field(default=None, ge=0)
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
+    # auto: ask for the JSON schema through response_format when LiteLLM says the model
+    # supports it; json_schema: always ask; prompt: only describe the schema in the prompt.
+    structured_output: Literal["auto", "json_schema", "prompt"] = "auto"
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_a_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _ONLY_ENV_REF.match(value):
+            raise ValueError(
+                "api_key must be an environment reference like ${OPENAI_API_KEY}, never the key"
+            )
+        return value
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0] if "/" in self.model else "openai"
+
+
+class ReviewSettings(_Strict):
+    max_chunk_tokens: int = Field(default=12000, ge=500)
+    max_output_tokens: int = Field(default=4096, ge=256)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    timeout_seconds: float = Field(default=120, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    repair_attempts: int = Field(default=1, ge=0, le=3)
+    max_questions: int = Field(default=15, ge=1)
+    exclude: tuple[str, ...] = ()
+
+
+class Config(_Strict):
+    version: Literal[1] = 1
+    default: str | None = None
+    prefer: tuple[str, ...] = ()
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    # Where each layer came from, for messages ("set in .ownit/providers.yaml").
+    sources: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> Config:
+        unknown = [n for n in (self.default, *self.prefer) if n and n not in self.models]
+        if unknown:
+            raise ValueError(f"default/prefer name models that are not defined: {unknown}")
+        return self
+
+
+def bundled_config_path() -> Path:
+    return Path(str(resources.files("agent") / "_data" / "providers.yaml"))
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("ownit")) / "providers.yaml"
+
+
+def repo_config_path(repo_root: Path) -> Path:
+    return repo_root / ".ownit" / "providers.yaml"
+
+
+def _read_layer(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(
+            f"{path}{where}: {problem}", hint="fix the YAML syntax in that file"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in layer.items():
+        if key in ("models", "review") and isinstance(value, dict):
+            merged[key] = {**(base.get(key) or {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(*, repo_root: Path | None = None, explicit: Path | None = None) -> Config:
+    """Read and validate every layer that exists; ``explicit`` must exist."""
+    layers: list[Path] = [bundled_config_path()]
+    for candidate in (user_config_path(), repo_root and repo_config_path(repo_root)):
+        if candidate and candidate.is_file():
+            layers.append(candidate)
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"--config {explicit}: no such file")
+        layers.append(explicit)
+
+    data: dict[str, Any] = {}
+    for path in layers:
+        layer = _read_layer(path)
+        try:
+            # Validate each layer alone first so an error names the file that holds it.
+            Config.model_validate({"models": {}, **layer, "default": None, "prefer": []})
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {_describe(exc)}") from exc
+        data = _merge(data, layer)
+    try:
+        return Config.model_validate({**data, "sources": tuple(str(p) for p in layers)})
+    except ValidationError as exc:
+        raise ConfigError(f"{layers[-1]} (merged with the layers below it): {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def expand_env(value: str, environ: dict[str, str]) -> str | None:
+    """Expand ``${VAR}`` / ``${VAR:-default}``; None when a variable without default is unset."""
+    missing = False
+
+    def sub(match: re.Match[str]) -> str:
+        nonlocal missing
+        name, default = match.group(1), match.group(2)
+        if environ.get(name):
+            return environ[name]
+        if default is not None:
+            return default
+        missing = True
+        return ""
+
+    expanded = ENV_REF.sub(sub, value)
+    return None if missing else expanded
+
+
+def env_refs(value: str | None) -> list[str]:
+    """The variables a value needs (those without a default)."""
+    if not value:
+        return []
+    return [m.group(1) for m in ENV_REF.finditer(value) if m.group(2) is None]

@@ -1,0 +1,53 @@
+"""The review graph.
+
+    load → plan ─┬─ (dry run) ──────────────────────────────► END
+                 └─ explain × N (Send, async, bounded) → synthesize → record → render → END
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Send
+
+from agent import nodes
+from agent.context import ReviewContext
+from agent.state import ExplainTask, InputState, OutputState, State
+
+
+def route_after_plan(state: State) -> list[Send] | Literal["synthesize", "__end__"]:
+    if state.plan is None or state.diff is None:
+        raise ValueError("plan node did not produce a plan")
+    if state.dry_run:
+        return END
+    if not state.plan.chunks:
+        return "synthesize"  # empty or fully excluded diff: still a review, with coverage
+    parts = len(state.plan.chunks)
+    title = state.source.title or "(untitled)"
+    repo = state.source.repo or "(unknown)"
+    return [
+        Send("explain", ExplainTask(chunk=c, parts=parts, diff=state.diff, title=title, repo=repo))
+        for c in state.plan.chunks
+    ]
+
+
+def build_graph() -> CompiledStateGraph[State, ReviewContext, InputState, OutputState]:
+    graph = StateGraph(
+        State, context_schema=ReviewContext, input_schema=InputState, output_schema=OutputState
+    )
+    graph.add_node("load", nodes.load)
+    graph.add_node("plan", nodes.plan)
+    graph.add_node("explain", nodes.explain)  # type: ignore[arg-type]
+    graph.add_node("synthesize", nodes.synthesize)
+    graph.add_node("record", nodes.record)
+    graph.add_node("render", nodes.render)
+    graph.add_edge(START, "load")
+    graph.add_edge("load", "plan")
+    graph.add_conditional_edges("plan", route_after_plan, ["explain", "synthesize", END])
+    graph.add_edge("explain", "synthesize")
+    graph.add_edge("synthesize", "record")
+    graph.add_edge("record", "render")
+    graph.add_edge("render", END)
+    return graph.compile(name="ownit-review")

@@ -1,0 +1,97 @@
+"""The plan for a review: what is sent in which chunk, tokens, and the estimated cost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from agent import prompts
+from agent.chunking import Chunk, Skipped, count_tokens, pack
+from agent.config import ReviewSettings
+from agent.diff import Diff
+from agent.errors import ConfigError
+from agent.llm import ModelFacts
+from agent.schema import ChunkReview, Synthesis
+
+# Tokens held back from the window for the difference between our tokenizer and the model's.
+SAFETY_MARGIN = 0.10
+# Expected reply size; real replies are recorded, this only feeds the estimate.
+EST_OUTPUT_PER_CHUNK = 1200
+EST_SYNTHESIS_INPUT_PER_CHUNK = 600
+EST_SYNTHESIS_OUTPUT = 600
+
+
+@dataclass(frozen=True)
+class Plan:
+    model_name: str
+    model: str
+    context_window: int
+    budget: int
+    chunks: tuple[Chunk, ...]
+    skipped: tuple[Skipped, ...]
+    files_total: int
+    hunks_total: int
+    prompt_tokens: int
+    output_tokens: int
+
+    @property
+    def calls(self) -> int:
+        return len(self.chunks) + (1 if len(self.chunks) > 1 else 0)
+
+
+def schema_text(schema: type[ChunkReview] | type[Synthesis]) -> str:
+    return json.dumps(schema.model_json_schema(), indent=1)
+
+
+def chunk_overhead() -> int:
+    """Tokens of the chunk prompt around the diff itself."""
+    prompt = prompts.load("chunk")
+    empty = prompt.render(
+        schema=schema_text(ChunkReview), nonce="0" * 16, diff="", title="", repo="", part="1",
+        parts="1",
+    )
+    return sum(count_tokens(m["content"]) for m in empty) + 200  # title, repo, message framing
+
+
+def make_plan(
+    diff: Diff, facts: ModelFacts, settings: ReviewSettings, model_name: str, model: str
+) -> Plan:
+    overhead = chunk_overhead()
+    max_output = min(settings.max_output_tokens, facts.max_output_tokens or 10**9)
+    room = int((facts.context_window - overhead - max_output) * (1 - SAFETY_MARGIN))
+    budget = min(settings.max_chunk_tokens, room)
+    if budget < 500:
+        raise ConfigError(
+            f"{model_name}'s context window ({facts.context_window} tokens) leaves {budget} "
+            "tokens for the diff after the prompt and the reply",
+            hint="set a larger context_window for it in providers.yaml if it has one, "
+            "lower review.max_output_tokens, or choose another model with --model",
+        )
+    packing = pack(diff, budget, settings.exclude)
+    n = len(packing.chunks)
+    prompt_tokens = sum(c.tokens + overhead for c in packing.chunks)
+    output_tokens = n * EST_OUTPUT_PER_CHUNK
+    if n > 1:
+        prompt_tokens += overhead + n * EST_SYNTHESIS_INPUT_PER_CHUNK
+        output_tokens += EST_SYNTHESIS_OUTPUT
+    return Plan(
+        model_name=model_name,
+        model=model,
+        context_window=facts.context_window,
+        budget=budget,
+        chunks=packing.chunks,
+        skipped=packing.skipped,
+        files_total=len(diff.files),
+        hunks_total=sum(len(f.hunks) for f in diff.files),
+        prompt_tokens=prompt_tokens,
+        output_tokens=output_tokens,
+    )
+
+
+def estimate_cost(plan: Plan, facts: ModelFacts) -> float | None:
+    if facts.input_cost_per_token is None or facts.output_cost_per_token is None:
+        return None
+    return (
+        plan.prompt_tokens * facts.input_cost_per_token
+        + plan.output_tokens * facts.output_cost_per_token
+    )

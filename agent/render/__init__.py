@@ -1,0 +1,49 @@
+"""Renderers turn the ``Review`` into artifacts. Chosen from a registry by format name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.errors import InputError
+from agent.render.markdown import render_markdown
+from agent.result import Review
+
+
+def render_json(review: Review) -> str:
+    return review.model_dump_json(indent=2) + "\n"
+
+
+# format name -> (file name, renderer)
+RENDERERS: dict[str, tuple[str, Callable[[Review], str]]] = {
+    "markdown": ("ownit-review.md", render_markdown),
+    "json": ("ownit-review.json", render_json),
+}
+FORMATS = ("terminal", *RENDERERS)
+
+
+def parse_formats(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise InputError(
+            f"unknown format {', '.join(unknown) or repr(value)}",
+            hint=f"choose from {', '.join(FORMATS)} (comma-separated)",
+        )
+    return names
+
+
+def write_artifacts(review: Review, formats: tuple[str, ...], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in formats:
+        if name not in RENDERERS:
+            continue
+        filename, renderer = RENDERERS[name]
+        path = out_dir / filename
+        # Write then rename, so a crash never leaves a half-written artifact behind.
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(renderer(review), encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written

@@ -1,0 +1,106 @@
+"""Terminal output: rich when a person is watching, plain text when piped."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.render.markdown import render_markdown
+from agent.result import Review
+
+if TYPE_CHECKING:
+    from agent.review import DryRun
+
+
+def print_review(review: Review, console: Console) -> None:
+    text = render_markdown(review)
+    if console.is_terminal:
+        console.print(Markdown(text))
+    else:
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_dry_run(result: DryRun, console: Console) -> None:
+    plan = result.plan
+    src = result.source
+    console.print(f"Dry run: nothing is sent to a model. Diff from {src.origin}.", markup=False)
+    reviewed_hunks = sum(p.hunks_covered for c in plan.chunks for p in c.files)
+    console.print(
+        f"{plan.files_total} files, {plan.hunks_total} hunks; "
+        f"{reviewed_hunks} hunks would be reviewed in {len(plan.chunks)} chunk(s) "
+        f"of at most {plan.budget:,} diff tokens for {plan.model_name} "
+        f"({plan.context_window:,}-token window): {plan.calls} call(s), "
+        f"~{plan.prompt_tokens:,} prompt + ~{plan.output_tokens:,} reply tokens.",
+        markup=False,
+    )
+    chunks = Table(title="Chunks", title_justify="left")
+    chunks.add_column("#", justify="right")
+    chunks.add_column("files")
+    chunks.add_column("hunks", justify="right")
+    chunks.add_column("diff tokens", justify="right")
+    for c in plan.chunks:
+        paths = ", ".join(dict.fromkeys(p.file.path for p in c.files))
+        hunks = sum(len(p.hunks) for p in c.files)
+        chunks.add_row(str(c.id), paths, str(hunks), f"{c.tokens:,}")
+    console.print(chunks)
+    if plan.skipped:
+        console.print("Not reviewed:", markup=False)
+        for s in plan.skipped:
+            console.print(f"  {s.path}: {s.reason}", markup=False)
+
+    costs = Table(title="Estimated cost per configured model", title_justify="left")
+    costs.add_column("name")
+    costs.add_column("LiteLLM model")
+    costs.add_column("window", justify="right")
+    costs.add_column("est. USD", justify="right")
+    costs.add_column("ready")
+    for e in result.estimates:
+        chosen = " (chosen)" if e.name == result.model.name else ""
+        cost = "unknown price" if e.cost_usd is None else f"${e.cost_usd:.4f}"
+        ready = "yes" if e.usable else f"needs {', '.join(e.missing_env)}"
+        costs.add_row(e.name + chosen, e.model, f"{e.context_window:,}", cost, ready)
+    console.print(costs)
+
+
+class TerminalProgress:
+    """Chunk progress on stderr: a live bar on a terminal, one line per chunk otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Progress | None = None
+        self.task: int | None = None
+        self.total = 0
+        self.done = 0
+
+    def planned(self, chunks: int) -> None:
+        self.total = chunks
+        if self.console.is_terminal and chunks:
+            self.bar = Progress(
+                TextColumn("reviewing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=chunks)
+        elif chunks:
+            self.console.print(f"reviewing {chunks} chunk(s)", markup=False)
+
+    def chunk_done(self, label: str, ok: bool) -> None:
+        self.done += 1
+        status = "done" if ok else "FAILED"
+        if self.bar is not None and self.task is not None:
+            self.bar.update(self.task, advance=1, description=f"{label} {status}")
+        else:
+            self.console.print(f"[{self.done}/{self.total}] {label}: {status}", markup=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
