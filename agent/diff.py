@@ -175,8 +175,8 @@ def parse_diff(data: bytes | str) -> Diff:
 def _split_lines(data: bytes | str) -> tuple[list[str], list[int]]:
     """Split on "\\n" only (str.splitlines would also split on \\f, \\x1c, U+2028 in content).
 
-    Returns the lines (line endings kept apart from "\\r") and the sorted 0-based indexes of
-    lines whose bytes were not valid UTF-8.
+    Returns the lines, which keep any trailing "\\r" (the caller decides whether it is part of
+    the line ending), and the sorted 0-based indexes of lines that were not valid UTF-8.
     """
     bad: list[int] = []
     if isinstance(data, bytes):
@@ -269,6 +269,13 @@ def _split_git_paths(rest: str) -> tuple[str, str, bool]:
     return rest[:k], rest[k + 1 :], False
 
 
+def _strip_plain_prefixes(old: str, new: str) -> tuple[str, str]:
+    """Strip a/ b/ when every real side carries its own; a /dev/null side does not vote."""
+    if (old == _DEV_NULL or old.startswith("a/")) and (new == _DEV_NULL or new.startswith("b/")):
+        return old if old == _DEV_NULL else old[2:], new if new == _DEV_NULL else new[2:]
+    return old, new
+
+
 def _is_prefixed(old: str, new: str) -> bool:
     """Do both sides carry git's a/ b/ (or mnemonic) prefixes consistently?"""
     po, pn = old[:2], new[:2]
@@ -289,7 +296,7 @@ class _FileBuilder:
     new_mode: str | None = None
     similarity: int | None = None
     bad_path: bool = False
-    strip: tuple[str, str] | None = None  # prefixes to strip from ---/+++/Binary paths
+    strip: tuple[str, str] | None = None  # git prefixes to strip from ---/+++ paths
 
     @property
     def label(self) -> str:
@@ -327,6 +334,14 @@ class _Parser:
                 # Text before, between or after files: mail headers, commit messages,
                 # "diff -r" command lines, "-- " signatures. Ignored on purpose.
                 if self.stray_hunk is None and _HUNK_RE.match(line):
+                    if self.files:
+                        # After a file, a bare hunk would otherwise be silently dropped.
+                        raise DiffParseError(
+                            "hunk header outside of any file (after text that ended the "
+                            f"previous file, {self.files[-1].path})",
+                            line=i + 1,
+                            hint="remove the text between the hunks, or regenerate the diff",
+                        )
                     self.stray_hunk = i
                 i += 1
         if not self.files:
@@ -451,13 +466,7 @@ class _Parser:
         fb = _FileBuilder(start=i)
         old, old_stamp = self._side_path(fb, _chomp_cr(self.lines[i])[4:], i)
         new, new_stamp = self._side_path(fb, _chomp_cr(self.lines[i + 1])[4:], i + 1)
-        # A /dev/null side does not vote: strip prefixes if every real side carries its own.
-        if (old == _DEV_NULL or old.startswith("a/")) and (
-            new == _DEV_NULL or new.startswith("b/")
-        ):
-            fb.strip = ("a/", "b/")
-            old = old if old == _DEV_NULL else old[2:]
-            new = new if new == _DEV_NULL else new[2:]
+        old, new = _strip_plain_prefixes(old, new)
         fb.old_path = None if old == _DEV_NULL else old
         fb.new_path = None if new == _DEV_NULL else new
         end = self._hunks(fb, i + 2)
@@ -474,12 +483,7 @@ class _Parser:
         if m is None:
             return i + 1
         fb = _FileBuilder(start=i, is_binary=True)
-        old, new = m.group(1), m.group(2)
-        if (old == _DEV_NULL or old.startswith("a/")) and (
-            new == _DEV_NULL or new.startswith("b/")
-        ):
-            old = old if old == _DEV_NULL else old[2:]
-            new = new if new == _DEV_NULL else new[2:]
+        old, new = _strip_plain_prefixes(m.group(1), m.group(2))
         fb.old_path = None if old == _DEV_NULL else old
         fb.new_path = None if new == _DEV_NULL else new
         if fb.old_path is None:
@@ -545,6 +549,13 @@ class _Parser:
             )
         while i < n and lines[i].startswith("@@"):
             i = self._hunk(fb, i)
+            # Some tools (and hand edits) leave blank lines between hunks; skip them so the
+            # next hunk is not mistaken for stray text and dropped.
+            j = i
+            while j < n and not lines[j].strip():
+                j += 1
+            if j < n and lines[j].startswith("@@ "):
+                i = j
         if i < n:
             line = _chomp_cr(lines[i])
             overlong = line[:1] in ("+", "-", " ") and line != "-- "

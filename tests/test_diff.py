@@ -461,3 +461,27 @@ def test_large_diff_parses_quickly() -> None:
     elapsed = time.perf_counter() - start
     assert len(diff.files) == 500 and diff.files[-1].added == 33
     assert elapsed < 1.0, f"parsing took {elapsed:.2f}s"
+
+
+def test_blank_lines_between_hunks_are_skipped() -> None:
+    text = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n\n\n@@ -10 +10 @@\n-c\n+d\n"
+    (f,) = parse_diff(text).files
+    assert [h.header for h in f.hunks] == ["@@ -1,1 +1,1 @@", "@@ -10,1 +10,1 @@"]
+
+
+def test_hunk_after_unrelated_text_is_not_dropped_silently() -> None:
+    text = "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\nsome note\n@@ -10 +10 @@\n-c\n+d\n"
+    with pytest.raises(DiffParseError, match="outside of any file") as exc:
+        parse_diff(text)
+    assert exc.value.line == 7
+
+
+def test_binary_files_line_from_plain_diff_r() -> None:
+    diff = parse_diff("Only in new: extra\nBinary files old/a.png and new/a.png differ\n")
+    (f,) = diff.files
+    assert (f.old_path, f.new_path, f.status, f.is_binary) == (
+        "old/a.png",
+        "new/a.png",
+        FileStatus.MODIFIED,
+        True,
+    )

@@ -101,7 +101,8 @@ class LedgerStore:
     def start_run(self, run: Run) -> None:
         with self.session("cannot record the run") as s:
             if s.get(Run, run.id) is None:
-                s.add(run)
+                # A copy: the caller's object stays usable after this session closes.
+                s.add(Run(**run.model_dump()))
 
     def finish_run(self, run_id: str, **values: Any) -> None:
         with self.session("cannot finish the run") as s:

@@ -1,0 +1,111 @@
+"""Test isolation and recorded model traffic.
+
+Every test gets a temporary home, config and data directory and its own SQLite ledger, and no
+vendor key from the machine it runs on. Model traffic replays from ``cassettes/``; set
+``OWNIT_RECORD=1`` to re-record against the local model server (``tests/llm_server.py``),
+see ``cassettes/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import vcr
+
+ROOT = Path(__file__).resolve().parent.parent
+CASSETTES = ROOT / "cassettes"
+RECORD = os.environ.get("OWNIT_RECORD") == "1"
+# Fixed, so recorded URLs match on replay, when nothing listens there.
+SERVER_PORT = 8765
+SERVER_URL = f"http://127.0.0.1:{SERVER_PORT}"
+SECRET_HEADERS = ["authorization", "x-api-key", "api-key", "x-goog-api-key"]
+
+VENDOR_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_API_BASE",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_API_BASE",
+    "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY",
+    "MISTRAL_API_KEY",
+    "OLLAMA_API_BASE",
+    "AZURE_API_KEY",
+    "OWNIT_LEDGER_URL",
+    "OWNIT_TEAM",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in VENDOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("OWNIT_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LITELLM_MODE", "PRODUCTION")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _json_body(r1: Any, r2: Any) -> None:
+    def load(body: Any) -> Any:
+        if body is None or body == b"" or body == "":
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+
+    assert load(r1.body) == load(r2.body), "request body differs from the recording"
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    # Response headers carry nothing secret here, but drop cookies on principle.
+    headers = response.get("headers", {})
+    for name in list(headers):
+        if name.lower() in ("set-cookie",):
+            del headers[name]
+    return response
+
+
+def make_vcr() -> vcr.VCR:
+    v = vcr.VCR(
+        cassette_library_dir=str(CASSETTES),
+        record_mode="once" if RECORD else "none",
+        match_on=["method", "scheme", "host", "port", "path", "json_body"],
+        filter_headers=SECRET_HEADERS,
+        before_record_response=_scrub_response,
+        decode_compressed_response=True,
+    )
+    v.register_matcher("json_body", _json_body)
+    return v
+
+
+@pytest.fixture
+def cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Replay (or with OWNIT_RECORD=1, record) this test's model traffic."""
+    name = f"{request.module.__name__.split('.')[-1]}/{request.node.name}.yaml"
+    path = CASSETTES / name
+    if RECORD and path.exists():
+        path.unlink()
+    if RECORD:
+        from tests.llm_server import serve
+
+        with serve(port=SERVER_PORT), make_vcr().use_cassette(name) as cass:
+            yield cass
+    else:
+        if not path.exists():
+            pytest.fail(f"missing cassette {path}: record it with OWNIT_RECORD=1 (cassettes/README.md)")
+        with make_vcr().use_cassette(name, allow_playback_repeats=False) as cass:
+            yield cass
