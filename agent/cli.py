@@ -37,8 +37,19 @@ app = typer.Typer(
 ledger_app = typer.Typer(help="Read and load the cost ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+
+class _Consoles:
+    """Made on first use, after the test runner or the shell has set up the streams. When
+    output is not a terminal (CI logs, pipes) lines are not wrapped at 80 columns."""
+
+    def __getattr__(self, name: str) -> Console:
+        stream = sys.stderr if name == "err" else sys.stdout
+        wide = None if stream.isatty() else 160
+        return Console(file=stream, highlight=False, width=wide, soft_wrap=True)
+
+
+_consoles = _Consoles()
 
 
 @contextmanager
@@ -46,12 +57,12 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except OwnitError as exc:
-        err.print(f"error: {exc.message}", markup=False)
+        _consoles.err.print(f"error: {exc.message}", markup=False)
         if exc.hint:
-            err.print(exc.hint, markup=False)
+            _consoles.err.print(exc.hint, markup=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("interrupted: calls made so far are recorded in the ledger", markup=False)
+        _consoles.err.print("interrupted: calls made so far are recorded in the ledger", markup=False)
         raise typer.Exit(130) from None
 
 
@@ -119,30 +130,30 @@ def review(
             concurrency=concurrency,
         )
         if dry_run:
-            print_dry_run(asyncio.run(plan_only(request)), out)
+            print_dry_run(asyncio.run(plan_only(request)), _consoles.out)
             return
-        progress = TerminalProgress(err)
+        progress = TerminalProgress(_consoles.err)
         try:
             result = asyncio.run(run_review(request, progress))
         finally:
             progress.close()
 
     if "terminal" in formats:
-        print_review(result, out)
+        print_review(result, _consoles.out)
     for name in wants_files:
-        err.print(f"wrote {out_dir}/ownit-review.{ 'md' if name == 'markdown' else name}", markup=False)
+        _consoles.err.print(f"wrote {out_dir}/ownit-review.{ 'md' if name == 'markdown' else name}", markup=False)
     for note in result.notes:
-        err.print(f"note: {note}", markup=False)
+        _consoles.err.print(f"note: {note}", markup=False)
     if not result.complete:
-        err.print("error: the review is incomplete:", markup=False)
+        _consoles.err.print("error: the review is incomplete:", markup=False)
         for problem in result.problems:
-            err.print(f"  {problem}", markup=False)
-        err.print("Spend so far is recorded. Fix the cause and run again.", markup=False)
+            _consoles.err.print(f"  {problem}", markup=False)
+        _consoles.err.print("Spend so far is recorded. Fix the cause and run again.", markup=False)
         raise typer.Exit(EXIT_INCOMPLETE)
     if result.ledger_error:
-        err.print(f"error: the ledger was not written: {result.ledger_error}", markup=False)
+        _consoles.err.print(f"error: the ledger was not written: {result.ledger_error}", markup=False)
         if result.ledger_spool:
-            err.print(
+            _consoles.err.print(
                 f"The calls are saved in {result.ledger_spool}; when the database is back run: "
                 f"ownit ledger import {result.ledger_spool}",
                 markup=False,
@@ -168,8 +179,8 @@ def models(
         for m in catalogue(cfg):
             mark = "*" if m.name == chosen else " "
             state = "ready" if m.usable else f"needs {', '.join(m.missing_env)}"
-            out.print(f"{mark} {m.name:<16} {m.litellm_model:<40} {state}", markup=False)
-        out.print(f"configuration: {' < '.join(cfg.sources)}", markup=False)
+            _consoles.out.print(f"{mark} {m.name:<16} {m.litellm_model:<40} {state}", markup=False)
+        _consoles.out.print(f"configuration: {' < '.join(cfg.sources)}", markup=False)
 
 
 @ledger_app.command("report")
@@ -193,7 +204,7 @@ def ledger_report(
         since = datetime.now(UTC) - timedelta(days=days) if days else None
         rows = LedgerStore(ledger).spend(group, since)
     if as_json:
-        out.print(json.dumps(rows, indent=2, default=str), markup=False)
+        _consoles.out.print(json.dumps(rows, indent=2, default=str), markup=False)
         return
     table = Table()
     for g in group:
@@ -209,7 +220,7 @@ def ledger_report(
             f"{r['completion_tokens'] or 0:,}",
             cost,
         )
-    out.print(table)
+    _consoles.out.print(table)
 
 
 @ledger_app.command("import")
@@ -224,7 +235,7 @@ def ledger_import(
         store = LedgerStore(ledger)
         for path in files:
             inserted, skipped = store.import_rows(read_rows(path))
-            out.print(f"{path}: {inserted} call(s) added, {skipped} already present", markup=False)
+            _consoles.out.print(f"{path}: {inserted} call(s) added, {skipped} already present", markup=False)
 
 
 def main() -> None:

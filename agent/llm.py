@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import os
 import re
 import sys
@@ -54,6 +55,12 @@ def litellm() -> ModuleType:
     finally:
         gc.enable()
         gc.freeze()
+    # LiteLLM logs warnings meant for its proxy operators (cost-map notes) on every call;
+    # ownit reports what matters itself.
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    # The one global ownit sets: LiteLLM otherwise prints a "Give Feedback" banner to stdout
+    # on every failed call, into the middle of the review. It changes no call's behaviour.
+    module.suppress_debug_info = True
     return module
 
 
@@ -281,6 +288,10 @@ class ModelClient:
             kwargs["api_base"] = self.model.api_base
         if self.model.api_key:
             kwargs["api_key"] = self.model.api_key.get_secret_value()
+        elif self.model.entry.api_base:
+            # A configured server with no key (llama.cpp, vLLM, LM Studio): the OpenAI client
+            # refuses to send without one, and such servers ignore it.
+            kwargs["api_key"] = "no-key"
         if self.model.api_version:
             kwargs["api_version"] = self.model.api_version
         if self.facts.supports_schema:

@@ -64,7 +64,7 @@ def build_review(
         if not r.ok:
             for part in r.chunk.files:
                 not_reviewed.append(
-                    NotReviewed(path=part.file.path, hunks=len(part.hunks), reason=f"model call failed: {r.error}")
+                    NotReviewed(path=part.file.path, hunks=len(part.hunks), reason="model call failed")
                 )
             problems.append(f"part {r.chunk.id} ({r.chunk.label}) was not reviewed: {r.error}")
     failed_paths = {p.file.path for r in results if not r.ok for p in r.chunk.files}

@@ -66,12 +66,12 @@ class LedgerStore:
                 hint="use e.g. sqlite:////path/ledger.db or postgresql://user@host/db",
             ) from exc
         kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            # Wait for a concurrent writer (another review, a report) instead of failing at once.
-            kwargs["connect_args"] = {"timeout": 15}
         try:
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database and parsed.database != ":memory:":
+                    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                # Wait for a concurrent writer (another review, a report) instead of failing.
+                kwargs["connect_args"] = {"timeout": 15}
             self.engine: Engine = sa.create_engine(self.url, **kwargs)
             with self.engine.begin() as conn:
                 migrate(conn)
@@ -92,7 +92,7 @@ class LedgerStore:
     @contextmanager
     def session(self, doing: str) -> Iterator[Session]:
         try:
-            with Session(self.engine) as session:
+            with Session(self.engine, expire_on_commit=False) as session:
                 yield session
                 session.commit()
         except SQLAlchemyError as exc:
@@ -229,8 +229,8 @@ def read_rows(path: Path) -> list[LedgerRow]:
             whole = json.loads(text)
         except json.JSONDecodeError:
             whole = None  # not one JSON document: JSON lines
-        if isinstance(whole, dict):
-            return [LedgerRow.model_validate(r) for r in whole.get("calls", [])]
+        if isinstance(whole, dict) and "calls" in whole:
+            return [LedgerRow.model_validate(r) for r in whole["calls"]]
         return [LedgerRow.model_validate_json(line) for line in text.splitlines() if line.strip()]
     except ValueError as exc:
         raise InputError(
