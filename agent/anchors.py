@@ -45,4 +45,6 @@ def anchor(question: ProposedQuestion, diff: Diff) -> Anchored | str:
     while last + 1 <= end and last + 1 in shown:
         last += 1
     repaired = (first, last) != (start, end) or file.path != question.path
-    return Anchored(Anchor(path=file.path, side=question.side, start_line=first, end_line=last), repaired)
+    return Anchored(
+        Anchor(path=file.path, side=question.side, start_line=first, end_line=last), repaired
+    )

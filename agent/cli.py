@@ -38,7 +38,6 @@ ledger_app = typer.Typer(help="Read and load the cost ledger.", no_args_is_help=
 app.add_typer(ledger_app, name="ledger")
 
 
-
 class _Consoles:
     """Made on first use, after the test runner or the shell has set up the streams. When
     output is not a terminal (CI logs, pipes) lines are not wrapped at 80 columns."""
@@ -62,7 +61,9 @@ def user_errors() -> Iterator[None]:
             _consoles.err.print(exc.hint, markup=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        _consoles.err.print("interrupted: calls made so far are recorded in the ledger", markup=False)
+        _consoles.err.print(
+            "interrupted: calls made so far are recorded in the ledger", markup=False
+        )
         raise typer.Exit(130) from None
 
 
@@ -82,15 +83,24 @@ def review(
         str | None, typer.Argument(help="A patch file, or '-' to read a diff from standard input.")
     ] = None,
     diff: Annotated[Path | None, typer.Option(help="A patch file to review.")] = None,
-    base: Annotated[str | None, typer.Option(help="Base revision (default: the upstream main branch).")] = None,
+    base: Annotated[
+        str | None, typer.Option(help="Base revision (default: the upstream main branch).")
+    ] = None,
     head: Annotated[str | None, typer.Option(help="Head revision (default: HEAD).")] = None,
-    team: Annotated[str | None, typer.Option(envvar="OWNIT_TEAM", help="Team to charge in the ledger.")] = None,
-    repo: Annotated[str | None, typer.Option(help="Repository name (default: from git's origin).")] = None,
+    team: Annotated[
+        str | None, typer.Option(envvar="OWNIT_TEAM", help="Team to charge in the ledger.")
+    ] = None,
+    repo: Annotated[
+        str | None, typer.Option(help="Repository name (default: from git's origin).")
+    ] = None,
     pr: Annotated[int | None, typer.Option(help="Pull request number.")] = None,
     model: Annotated[
-        str | None, typer.Option(help="A model name from providers.yaml, or a LiteLLM model string.")
+        str | None,
+        typer.Option(help="A model name from providers.yaml, or a LiteLLM model string."),
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="A providers.yaml layered over the others.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A providers.yaml layered over the others.")
+    ] = None,
     ledger: LedgerOpt = None,
     format: Annotated[
         str, typer.Option("--format", help="Comma-separated: terminal, markdown, json.")
@@ -99,12 +109,15 @@ def review(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan and estimate cost; call no model.")
     ] = False,
-    concurrency: Annotated[int | None, typer.Option(min=1, max=64, help="Parallel model calls.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Parallel model calls.")
+    ] = None,
 ) -> None:
     """Review a diff: the current branch against its base, a patch file, or standard input."""
     from agent.render import parse_formats
     from agent.render.terminal import TerminalProgress, print_dry_run, print_review
-    from agent.review import ReviewRequest, dry_run as plan_only, run_review
+    from agent.review import ReviewRequest, run_review
+    from agent.review import dry_run as plan_only
 
     with user_errors():
         if source and diff:
@@ -141,7 +154,9 @@ def review(
     if "terminal" in formats:
         print_review(result, _consoles.out)
     for name in wants_files:
-        _consoles.err.print(f"wrote {out_dir}/ownit-review.{ 'md' if name == 'markdown' else name}", markup=False)
+        _consoles.err.print(
+            f"wrote {out_dir}/ownit-review.{'md' if name == 'markdown' else name}", markup=False
+        )
     for note in result.notes:
         _consoles.err.print(f"note: {note}", markup=False)
     if not result.complete:
@@ -151,7 +166,9 @@ def review(
         _consoles.err.print("Spend so far is recorded. Fix the cause and run again.", markup=False)
         raise typer.Exit(EXIT_INCOMPLETE)
     if result.ledger_error:
-        _consoles.err.print(f"error: the ledger was not written: {result.ledger_error}", markup=False)
+        _consoles.err.print(
+            f"error: the ledger was not written: {result.ledger_error}", markup=False
+        )
         if result.ledger_spool:
             _consoles.err.print(
                 f"The calls are saved in {result.ledger_spool}; when the database is back run: "
@@ -163,7 +180,9 @@ def review(
 
 @app.command()
 def models(
-    config: Annotated[Path | None, typer.Option(help="A providers.yaml layered over the others.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A providers.yaml layered over the others.")
+    ] = None,
 ) -> None:
     """List the configured models and whether each is ready to use."""
     from agent.config import load_config
@@ -185,7 +204,9 @@ def models(
 
 @ledger_app.command("report")
 def ledger_report(
-    by: Annotated[str, typer.Option(help="Group by: team, repo, pr_number, model, model_name, author.")] = "team,repo",
+    by: Annotated[
+        str, typer.Option(help="Group by: team, repo, pr_number, model, model_name, author.")
+    ] = "team,repo",
     days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
     ledger: LedgerOpt = None,
@@ -235,7 +256,9 @@ def ledger_import(
         store = LedgerStore(ledger)
         for path in files:
             inserted, skipped = store.import_rows(read_rows(path))
-            _consoles.out.print(f"{path}: {inserted} call(s) added, {skipped} already present", markup=False)
+            _consoles.out.print(
+                f"{path}: {inserted} call(s) added, {skipped} already present", markup=False
+            )
 
 
 def main() -> None:
@@ -243,4 +266,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

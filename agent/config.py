@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 
 
 class ModelEntry(_Strict):
-    """One named model. ``model`` is a LiteLLM model string, e.g. ``anthropic/claude-sonnet-4-5``."""
+    """A named model; ``model`` is a LiteLLM model string (``anthropic/claude-sonnet-4-5``)."""
 
     model: str
     api_base: str | None = None
@@ -155,7 +155,9 @@ def load_config(*, repo_root: Path | None = None, explicit: Path | None = None) 
     try:
         return Config.model_validate({**data, "sources": tuple(str(p) for p in layers)})
     except ValidationError as exc:
-        raise ConfigError(f"{layers[-1]} (merged with the layers below it): {_describe(exc)}") from exc
+        raise ConfigError(
+            f"{layers[-1]} (merged with the layers below it): {_describe(exc)}"
+        ) from exc
 
 
 def _describe(exc: ValidationError) -> str:

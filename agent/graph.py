@@ -1,7 +1,7 @@
 """The review graph.
 
-    load → plan ─┬─ (dry run) ──────────────────────────────► END
-                 └─ explain × N (Send, async, bounded) → synthesize → record → render → END
+load → plan ─┬─ (dry run) ──────────────────────────────► END
+             └─ explain xN (Send, async, bounded) → synthesize → record → render → END
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def route_after_plan(state: State) -> list[Send] | Literal["synthesize", "__end_
     if state.plan is None or state.diff is None:
         raise ValueError("plan node did not produce a plan")
     if state.dry_run:
-        return END
+        return "__end__"
     if not state.plan.chunks:
         return "synthesize"  # empty or fully excluded diff: still a review, with coverage
     parts = len(state.plan.chunks)

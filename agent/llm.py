@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from types import ModuleType
@@ -175,9 +175,7 @@ def _explain_validation(exc: ValidationError) -> str:
 
 
 class ModelClient:
-    def __init__(
-        self, model: ResolvedModel, settings: ReviewSettings, on_call: CallSink
-    ) -> None:
+    def __init__(self, model: ResolvedModel, settings: ReviewSettings, on_call: CallSink) -> None:
         self.model = model
         self.settings = settings
         self.on_call = on_call
@@ -201,8 +199,14 @@ class ModelClient:
                 parsed = schema.model_validate_json(extract_json(reply.content))
             except ValidationError as exc:
                 reason = _explain_validation(exc)
+                if reply.truncated:
+                    reason = (
+                        f"the reply was cut off at {self._max_tokens()} tokens "
+                        f"(review.max_output_tokens); {reason}"
+                    )
                 # The invalid reply was still billed: it is recorded, with why it was refused.
-                self.on_call(reply.record("invalid_output", f"not a valid {schema.__name__}: {reason}"))
+                error = f"not a valid {schema.__name__}: {reason}"
+                self.on_call(replace(reply.record, outcome="invalid_output", error=error))
                 if repairs_left <= 0:
                     raise ModelOutputError(
                         f"{self.model.name} returned a reply that is not a valid "
@@ -221,7 +225,7 @@ class ModelClient:
                     },
                 ]
                 continue
-            self.on_call(reply.record("ok"))
+            self.on_call(reply.record)
             return parsed
 
     async def _complete_with_retries(
@@ -261,6 +265,9 @@ class ModelClient:
                     f"{self.model.name} refused the request: {self._short(exc)}"
                 ) from exc
 
+    def _max_tokens(self) -> int:
+        return min(self.settings.max_output_tokens, self.facts.max_output_tokens or 10**9)
+
     def _short(self, exc: BaseException) -> str:
         lines = self._redact(str(exc)).strip().splitlines()
         return (lines[0] if lines else type(exc).__name__)[:400]
@@ -273,10 +280,7 @@ class ModelClient:
             "model": self.model.litellm_model,
             "messages": messages,
             "temperature": self.settings.temperature,
-            "max_tokens": min(
-                self.settings.max_output_tokens,
-                self.facts.max_output_tokens or self.settings.max_output_tokens,
-            ),
+            "max_tokens": self._max_tokens(),
             "timeout": self.settings.timeout_seconds,
             # Retries are ours, so that every attempt is a ledger row.
             "max_retries": 0,
@@ -297,40 +301,44 @@ class ModelClient:
         if self.facts.supports_schema:
             kwargs["response_format"] = schema
 
-        base = {
-            "purpose": purpose,
-            "attempt": attempt,
-            "model_name": self.model.name,
-            "model": self.model.litellm_model,
-            "provider": self.model.provider,
-            "started_at": datetime.now(UTC),
-        }
+        pending = CallRecord(
+            purpose=purpose,
+            attempt=attempt,
+            model_name=self.model.name,
+            model=self.model.litellm_model,
+            provider=self.model.provider,
+            started_at=datetime.now(UTC),
+            latency_ms=0,
+            outcome="pending",
+        )
         t0 = time.perf_counter()
         try:
             response = await lib.acompletion(**kwargs)
         except Exception as exc:
             latency = round((time.perf_counter() - t0) * 1000)
             self.on_call(
-                CallRecord(**base, latency_ms=latency, outcome="error", error=self._short(exc))
+                replace(pending, latency_ms=latency, outcome="error", error=self._short(exc))
             )
             raise
         latency = round((time.perf_counter() - t0) * 1000)
-        content = response.choices[0].message.content or ""
-        return _Reply(str(content), {**base, "latency_ms": latency, **_usage(response)})
+        choice = response.choices[0]
+        return _Reply(
+            content=str(choice.message.content or ""),
+            truncated=getattr(choice, "finish_reason", None) == "length",
+            record=replace(pending, latency_ms=latency, outcome="ok", **_usage(response)),
+        )
 
 
 @dataclass(frozen=True)
 class _Reply:
     content: str
-    fields: dict[str, Any]
-
-    def record(self, outcome: str, error: str | None = None) -> CallRecord:
-        return CallRecord(**self.fields, outcome=outcome, error=error)
+    truncated: bool  # the model stopped at max_tokens
+    record: CallRecord
 
 
 def _usage(response: Any) -> dict[str, Any]:
     usage = getattr(response, "usage", None)
-    raw: dict[str, Any] = usage.model_dump() if hasattr(usage, "model_dump") else {}
+    raw: dict[str, Any] = usage.model_dump() if usage is not None else {}
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
     return {

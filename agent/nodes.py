@@ -24,9 +24,7 @@ async def load(state: State) -> dict[str, Any]:
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert state.diff is not None
-    made = make_plan(
-        state.diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model
-    )
+    made = make_plan(state.diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
     if not state.dry_run:
         ctx.progress.planned(len(made.chunks))
     return {"plan": made}
@@ -145,7 +143,9 @@ async def record(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any
     if recorder.error is not None:
         review = review.model_copy(update={"ledger_error": recorder.error.message})
     spool = str(recorder.spool) if recorder.spool else None
-    return {"review": review.model_copy(update={"calls": list(recorder.rows), "ledger_spool": spool})}
+    return {
+        "review": review.model_copy(update={"calls": list(recorder.rows), "ledger_spool": spool})
+    }
 
 
 async def render(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:

@@ -47,7 +47,12 @@ def chunk_overhead() -> int:
     """Tokens of the chunk prompt around the diff itself."""
     prompt = prompts.load("chunk")
     empty = prompt.render(
-        schema=schema_text(ChunkReview), nonce="0" * 16, diff="", title="", repo="", part="1",
+        schema=schema_text(ChunkReview),
+        nonce="0" * 16,
+        diff="",
+        title="",
+        repo="",
+        part="1",
         parts="1",
     )
     return sum(count_tokens(m["content"]) for m in empty) + 200  # title, repo, message framing

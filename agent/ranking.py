@@ -18,7 +18,14 @@ from agent.state import AnchoredQuestion, ChunkResult, State
 
 _PRIORITY = {"high": 0, "medium": 1, "low": 2}
 # Failure modes and security first: they are what an owner most needs to be able to answer.
-_CATEGORY = {"security": 0, "failure_mode": 1, "edge_case": 2, "mechanism": 3, "tests": 4, "intent": 5}
+_CATEGORY = {
+    "security": 0,
+    "failure_mode": 1,
+    "edge_case": 2,
+    "mechanism": 3,
+    "tests": 4,
+    "intent": 5,
+}
 _RISK = {"low": 0, "medium": 1, "high": 2}
 
 
@@ -41,7 +48,11 @@ def rank(candidates: list[AnchoredQuestion], order: list[int] | None) -> list[An
         return by_default
     picked: list[AnchoredQuestion] = []
     for n in dict.fromkeys(order):
-        if 1 <= n <= len(candidates) and candidates[n - 1] in unique and candidates[n - 1] not in picked:
+        if (
+            1 <= n <= len(candidates)
+            and candidates[n - 1] in unique
+            and candidates[n - 1] not in picked
+        ):
             picked.append(candidates[n - 1])
     return picked + [q for q in by_default if q not in picked]
 
@@ -64,7 +75,9 @@ def build_review(
         if not r.ok:
             for part in r.chunk.files:
                 not_reviewed.append(
-                    NotReviewed(path=part.file.path, hunks=len(part.hunks), reason="model call failed")
+                    NotReviewed(
+                        path=part.file.path, hunks=len(part.hunks), reason="model call failed"
+                    )
                 )
             problems.append(f"part {r.chunk.id} ({r.chunk.label}) was not reviewed: {r.error}")
     failed_paths = {p.file.path for r in results if not r.ok for p in r.chunk.files}
@@ -92,8 +105,10 @@ def build_review(
     for r in reviewed:
         assert r.review is not None
         for w in r.review.files:
-            path = w.path if w.path in statuses else next(
-                (p for p in statuses if p.endswith("/" + w.path)), w.path
+            path = (
+                w.path
+                if w.path in statuses
+                else next((p for p in statuses if p.endswith("/" + w.path)), w.path)
             )
             if path in notes:  # a file split over chunks: join its walkthroughs in order
                 notes[path] = notes[path].model_copy(
@@ -156,4 +171,3 @@ def build_review(
         prompt_version=prompts.version(),
         ownit_version=ctx.ownit_version,
     )
-

@@ -7,6 +7,7 @@ never prints.
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -118,8 +119,14 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     for m in others:
         f = facts if m.name == model.name else model_facts(m)
         estimates.append(
-            Estimate(m.name, m.litellm_model, m.usable, m.missing_env, f.context_window,
-                     estimate_cost(plan, f))
+            Estimate(
+                m.name,
+                m.litellm_model,
+                m.usable,
+                m.missing_env,
+                f.context_window,
+                estimate_cost(plan, f),
+            )
         )
     return DryRun(source=source, model=model, plan=plan, estimates=estimates)
 
@@ -180,10 +187,8 @@ async def run_review(request: ReviewRequest, progress: Progress | None = None) -
         )
     except BaseException:
         if store is not None and recorder.error is None:
-            try:
+            with suppress(LedgerError):  # the original error is the one to report
                 store.finish_run(run.id, status="failed")
-            except LedgerError:
-                pass  # the original error is the one to report
         raise
     review: Review = out["review"]
     return review

@@ -106,6 +106,8 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
             yield cass
     else:
         if not path.exists():
-            pytest.fail(f"missing cassette {path}: record it with OWNIT_RECORD=1 (cassettes/README.md)")
+            pytest.fail(
+                f"missing cassette {path}: record it with OWNIT_RECORD=1 (cassettes/README.md)"
+            )
         with make_vcr().use_cassette(name, allow_playback_repeats=False) as cass:
             yield cass

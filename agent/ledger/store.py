@@ -117,7 +117,9 @@ class LedgerStore:
         """Insert unless a row with the same idempotency key exists; True when inserted."""
         try:
             with Session(self.engine) as s:
-                if s.exec(select(Call.id).where(Call.idempotency_key == row.idempotency_key)).first():
+                if s.exec(
+                    select(Call.id).where(Call.idempotency_key == row.idempotency_key)
+                ).first():
                     return False
                 s.add(Call(**row.model_dump()))
                 s.commit()
@@ -163,7 +165,9 @@ class LedgerStore:
                 skipped += 1
         return inserted, skipped
 
-    def spend(self, group_by: tuple[str, ...], since: datetime | None = None) -> list[dict[str, Any]]:
+    def spend(
+        self, group_by: tuple[str, ...], since: datetime | None = None
+    ) -> list[dict[str, Any]]:
         columns = [getattr(Call, name) for name in group_by]
         query = (
             sa.select(

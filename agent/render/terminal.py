@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markdown import Markdown
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from agent.render.markdown import render_markdown
@@ -72,7 +79,7 @@ class TerminalProgress:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.bar: Progress | None = None
-        self.task: int | None = None
+        self.task: TaskID | None = None
         self.total = 0
         self.done = 0
 

@@ -16,7 +16,9 @@ def from_file(path: Path, cwd: Path) -> DiffSource:
         data = path.read_bytes()
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror}") from exc
-    return replace(repo_metadata(cwd), data=data, origin=f"file {path}", head=None, head_sha=None, title=None)
+    return replace(
+        repo_metadata(cwd), data=data, origin=f"file {path}", head=None, head_sha=None, title=None
+    )
 
 
 def from_stdin(cwd: Path) -> DiffSource:
@@ -26,4 +28,6 @@ def from_stdin(cwd: Path) -> DiffSource:
             hint="pipe one: git diff main... | ownit review -",
         )
     data = sys.stdin.buffer.read()
-    return replace(repo_metadata(cwd), data=data, origin="stdin", head=None, head_sha=None, title=None)
+    return replace(
+        repo_metadata(cwd), data=data, origin="stdin", head=None, head_sha=None, title=None
+    )

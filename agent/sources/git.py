@@ -47,7 +47,9 @@ def repo_root(cwd: Path) -> Path | None:
 
 
 def _default_base(root: Path, head: str) -> str:
-    symbolic = _git(["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], root, check=False)
+    symbolic = _git(
+        ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], root, check=False
+    )
     candidates = [symbolic] if symbolic else []
     candidates += list(_BASE_CANDIDATES)
     head_sha = _git(["rev-parse", "--verify", "--quiet", f"{head}^{{commit}}"], root, check=False)
@@ -57,7 +59,7 @@ def _default_base(root: Path, head: str) -> str:
             return name
     raise SourceError(
         "cannot tell which branch this one is based on",
-        hint="pass it: ownit review --base main (or pipe a diff: git diff main... | ownit review -)",
+        hint="pass it: ownit review --base main (or pipe one: git diff main... | ownit review -)",
     )
 
 
@@ -91,7 +93,10 @@ def from_git(cwd: Path, base: str | None, head: str | None) -> DiffSource:
     head = head or "HEAD"
     base = base or _default_base(root, head)
     for ref in (base, head):
-        if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root, check=False) is None:
+        if (
+            _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root, check=False)
+            is None
+        ):
             raise SourceError(f"git does not know the revision {ref!r}")
     # base...head: the changes on head since it left base, as a pull request shows them.
     data = _git_bytes(
@@ -107,6 +112,4 @@ def from_git(cwd: Path, base: str | None, head: str | None) -> DiffSource:
                 "or review them with: git diff | ownit review -"
             )
     meta = repo_metadata(root, head)
-    return replace(
-        meta, data=data, origin=f"git {base}...{head}", base=base, notes=tuple(notes)
-    )
+    return replace(meta, data=data, origin=f"git {base}...{head}", base=base, notes=tuple(notes))
