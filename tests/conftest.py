@@ -71,10 +71,10 @@ def _json_body(r1: Any, r2: Any) -> None:
 
 
 def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    # Response headers carry nothing secret here, but drop cookies on principle.
+    # Real vendors send account identifiers and cookies back; none belongs in a cassette.
     headers = response.get("headers", {})
     for name in list(headers):
-        if name.lower() in ("set-cookie",):
+        if name.lower() in ("set-cookie", "openai-organization", "anthropic-organization-id"):
             del headers[name]
     return response
 

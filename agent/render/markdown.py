@@ -7,7 +7,12 @@ from agent.result import Review
 
 def footer(review: Review) -> str:
     c, u = review.coverage, review.usage
-    cost = f"${u.cost_usd:.4f}" + ("" if u.cost_complete else " + unpriced calls")
+    if u.cost_complete:
+        cost = f"${u.cost_usd:.4f}"
+    elif u.cost_usd:
+        cost = f"${u.cost_usd:.4f} + calls with unknown prices"
+    else:
+        cost = "cost unknown (no price for this model: add one in providers.yaml)"
     parts = [
         f"files {c.files_reviewed}/{c.files_total}",
         f"hunks {c.hunks_reviewed}/{c.hunks_total}",
@@ -73,5 +78,5 @@ def render_markdown(review: Review) -> str:
     if review.ledger_error:
         out.append(f"> Ledger: {review.ledger_error}\n")
     out.append("---")
-    out.append(f"<sub>{footer(review)} · run {review.run_id[:12]}</sub>")
+    out.append(f"_{footer(review)} · run {review.run_id[:12]}_")
     return "\n".join(out) + "\n"
