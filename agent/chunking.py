@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from agent.diff import Diff, DiffLine, FileDiff, Hunk, LineKind
+from agent.diff import Diff, DiffLine, FileDiff, Hunk
 
 # tiktoken fetches its encodings on first use; litellm ships the common ones. Find them without
 # importing litellm (which costs seconds).
@@ -109,6 +109,7 @@ class Packing:
     chunks: tuple[Chunk, ...]
     skipped: tuple[Skipped, ...]
     budget: int
+    notes: tuple[str, ...] = ()
 
 
 def skip_reason(file: FileDiff, exclude: tuple[str, ...]) -> str | None:
@@ -121,21 +122,42 @@ def skip_reason(file: FileDiff, exclude: tuple[str, ...]) -> str | None:
     return None
 
 
-def _split_hunk(hunk: Hunk, budget: int) -> list[Hunk]:
-    """Consecutive pieces of one hunk, each within ``budget`` tokens, numbering kept exact."""
+def _split_hunk(hunk: Hunk, budget: int) -> tuple[list[Hunk], list[DiffLine]]:
+    """Consecutive pieces of one hunk, each within ``budget`` tokens, numbering kept exact.
+
+    A single line longer than the budget (minified or generated text) is cut to fit, with a
+    visible marker; those lines are returned so the review can say so.
+    """
     pieces: list[Hunk] = []
+    cut: list[DiffLine] = []
     current: list[DiffLine] = []
-    used = count_tokens(hunk.header)
+    header = count_tokens(hunk.header)
+    used = header
     for line in hunk.lines:
         cost = count_tokens(render_line(line)) + 1
+        if header + cost > budget and budget - header - 40 >= _MIN_KEPT:
+            line = _truncate(line, budget - header - 40, cost)
+            cut.append(line)
+            cost = count_tokens(render_line(line)) + 1
         if current and used + cost > budget:
             pieces.append(_piece(hunk, current, len(pieces) + 1))
-            current, used = [], count_tokens(hunk.header)
+            current, used = [], header
         current.append(line)
         used += cost
     if current:
         pieces.append(_piece(hunk, current, len(pieces) + 1))
-    return pieces
+    return pieces, cut
+
+
+# Below this many tokens a cut line says nothing; budgets that small are not cut (make_plan
+# never plans one under 500).
+_MIN_KEPT = 50
+
+
+def _truncate(line: DiffLine, keep: int, total: int) -> DiffLine:
+    tokens = _encoding().encode(line.text, disallowed_special=())
+    text = _encoding().decode(tokens[: max(keep, 0)])
+    return replace(line, text=f"{text} … [line cut: it is {total:,} tokens]")
 
 
 def _piece(hunk: Hunk, lines: list[DiffLine], n: int) -> Hunk:
@@ -152,30 +174,36 @@ def _piece(hunk: Hunk, lines: list[DiffLine], n: int) -> Hunk:
     )
 
 
-def _file_parts(file: FileDiff, budget: int) -> list[tuple[ChunkFile, int]]:
-    """The file as one part when it fits, else hunk-sized (or smaller) parts with token counts."""
+def _file_parts(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]], list[str]]:
+    """The file as one part when it fits, else hunk-sized (or smaller) parts with token
+    counts; and a note for each line that had to be cut."""
     whole = ChunkFile(file, file.hunks, len(file.hunks))
     tokens = count_tokens(whole.render())
     if tokens <= budget or not file.hunks:
-        return [(whole, tokens)]
+        return [(whole, tokens)], []
     parts: list[tuple[ChunkFile, int]] = []
+    notes: list[str] = []
     for hunk in file.hunks:
         part = ChunkFile(file, (hunk,), 1)
         part_tokens = count_tokens(part.render())
         if part_tokens <= budget:
             parts.append((part, part_tokens))
             continue
-        pieces = _split_hunk(hunk, budget - count_tokens(render_file(file, ())) - 16)
+        pieces, cut = _split_hunk(hunk, budget - count_tokens(render_file(file, ())) - 16)
+        for line in cut:
+            side, n = ("new", line.new_no) if line.new_no is not None else ("old", line.old_no)
+            notes.append(f"{file.path}: {side} line {n} is longer than a chunk and was cut to fit")
         for i, piece in enumerate(pieces):
             part = ChunkFile(file, (piece,), 1 if i == len(pieces) - 1 else 0)
             parts.append((part, count_tokens(part.render())))
-    return parts
+    return parts, notes
 
 
 def pack(diff: Diff, budget: int, exclude: tuple[str, ...] = ()) -> Packing:
     """Greedy first-fit in diff order, so related files (same directory) tend to share a chunk."""
     chunks: list[Chunk] = []
     skipped: list[Skipped] = []
+    notes: list[str] = []
     current: list[ChunkFile] = []
     used = 0
 
@@ -190,7 +218,9 @@ def pack(diff: Diff, budget: int, exclude: tuple[str, ...] = ()) -> Packing:
         if reason:
             skipped.append(Skipped(file.path, len(file.hunks), reason))
             continue
-        for part, tokens in _file_parts(file, budget):
+        parts, cut = _file_parts(file, budget)
+        notes.extend(cut)
+        for part, tokens in parts:
             separator = 2 if current else 0
             if current and used + separator + tokens > budget:
                 close()
@@ -198,8 +228,4 @@ def pack(diff: Diff, budget: int, exclude: tuple[str, ...] = ()) -> Packing:
             current.append(part)
             used += separator + tokens
     close()
-    return Packing(tuple(chunks), tuple(skipped), budget)
-
-
-def is_context_only(hunk: Hunk) -> bool:
-    return all(line.kind is LineKind.CONTEXT for line in hunk.lines)
+    return Packing(tuple(chunks), tuple(skipped), budget, tuple(notes))

@@ -33,6 +33,7 @@ class Plan:
     hunks_total: int
     prompt_tokens: int
     output_tokens: int
+    notes: tuple[str, ...] = ()
 
     @property
     def calls(self) -> int:
@@ -90,6 +91,7 @@ def make_plan(
         hunks_total=sum(len(f.hunks) for f in diff.files),
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
+        notes=packing.notes,
     )
 
 

@@ -167,7 +167,7 @@ def build_review(
         usage=usage,
         complete=not problems,
         problems=problems,
-        notes=list(src.notes),
+        notes=[*src.notes, *plan.notes],
         prompt_version=prompts.version(),
         ownit_version=ctx.ownit_version,
     )

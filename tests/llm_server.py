@@ -9,7 +9,8 @@ Messages wire formats, for recording vcrpy cassettes of ownit's LiteLLM traffic 
     python -m tests.llm_server --port 8765
 
 Model name switches: garbage (prose), fenced (```json fence), badanchor (lines 99990-99995, first
-path does/not/exist.py), error500, overloaded (Anthropic 529 / OpenAI 503), badrequest (400).
+path does/not/exist.py), error500, overloaded (Anthropic 529 / OpenAI 503), badrequest (400),
+latency<N> (sleep N milliseconds before answering, e.g. ``openai/latency200-model``).
 ids, ``created`` and token counts derive from the request body, so re-recording is stable.
 
 LiteLLM 1.106.2 with ``response_format=<pydantic model titled ChunkReview>`` sends:
@@ -40,6 +41,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from email.utils import formatdate
@@ -87,6 +89,7 @@ FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+)\) ===$")
 DIFF_LINE = re.compile(r"^([ \d]{6}) ([ \d]{6}) ([ +-])(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
+LATENCY = re.compile(r"latency(\d+)")
 
 
 class Request(NamedTuple):
@@ -364,6 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             headers = {name.lower(): value for name, value in self.headers.items()}
             self.server.received.append(Request(path, body, headers))
+        if isinstance(body, dict) and (delay := LATENCY.search(str(body.get("model", "")))):
+            time.sleep(int(delay[1]) / 1000)
         status, payload = route(path, raw, body)
         data = json.dumps(payload).encode()
         self.send_response(status)

@@ -131,14 +131,19 @@ def test_version_changes_when_a_template_changes(
 
     real_read = prompts._read
     monkeypatch.setattr(
-        prompts, "_read", lambda name: real_read(name) + ("\nOne more rule." if name == changed else "")
+        prompts,
+        "_read",
+        lambda name: real_read(name) + ("\nOne more rule." if name == changed else ""),
     )
     prompts.load.cache_clear()
     assert prompts.load("chunk").version != before
     assert prompts.version() != before_set
-    assert "One more rule." in prompts.load("chunk").render(
-        schema="", nonce="n", diff="", title="", repo="", part="1", parts="1"
-    )[0 if changed == "chunk_system.md" else 1]["content"]
+    assert (
+        "One more rule."
+        in prompts.load("chunk").render(
+            schema="", nonce="n", diff="", title="", repo="", part="1", parts="1"
+        )[0 if changed == "chunk_system.md" else 1]["content"]
+    )
 
 
 def test_moving_text_between_system_and_user_changes_the_version(

@@ -124,10 +124,18 @@ class LedgerStore:
                 s.add(Call(**row.model_dump()))
                 s.commit()
                 return True
-        except IntegrityError:
-            return False  # a concurrent writer inserted the same key first
+        except IntegrityError as exc:
+            # A concurrent writer inserting the same key first is fine; anything else (a
+            # missing run row under PostgreSQL's foreign key) must not pass as "already there".
+            if self._has_call(row.idempotency_key):
+                return False
+            raise self._error("cannot record a model call", exc) from exc
         except SQLAlchemyError as exc:
             raise self._error("cannot record a model call", exc) from exc
+
+    def _has_call(self, key: str) -> bool:
+        with Session(self.engine) as s:
+            return s.exec(select(Call.id).where(Call.idempotency_key == key)).first() is not None
 
     def calls(self, run_id: str | None = None) -> list[Call]:
         with self.session("cannot read calls") as s:
