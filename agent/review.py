@@ -140,7 +140,9 @@ async def run_review(request: ReviewRequest, progress: Progress | None = None) -
     if request.repo:
         source = _with_repo(source, request.repo)
     config = _configure(request, source)
-    model = choose_model(config, request.model)
+    # An empty diff is a complete review with nothing in it; it needs no model or key.
+    empty = not source.data.strip()
+    model = choose_model(config, request.model, require_usable=not empty)
     meta = _meta(request)
     run = Run(
         id=meta.run_id,
@@ -168,11 +170,11 @@ async def run_review(request: ReviewRequest, progress: Progress | None = None) -
     def on_call(rec: CallRecord) -> None:
         recorder.record(_row(rec, run))
 
-    client = ModelClient(model, config.review, on_call)
+    client = None if empty else ModelClient(model, config.review, on_call)
     ctx = ReviewContext(
         settings=config.review,
         model=model,
-        facts=client.facts,
+        facts=client.facts if client else model_facts(model),
         recorder=recorder,
         client=client,
         progress=progress or NoProgress(),

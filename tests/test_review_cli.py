@@ -427,3 +427,40 @@ def test_cassettes_hold_no_secrets() -> None:
         assert SECRET not in text, path
         for header in ("authorization:", "x-api-key:", "api-key:"):
             assert header not in text.lower(), f"{path} keeps a {header} header"
+
+
+def test_empty_diff_is_a_complete_review_that_needs_no_model() -> None:
+    result = review("-", input=b"")
+    assert result.exit_code == 0, result.output
+    assert "The diff is empty" in result.stdout
+    assert ledger_calls() == []
+
+
+def test_anthropic_overload_is_reported_with_spend_recorded(
+    cassette: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        "models:\n  busy:\n    model: anthropic/claude-overloaded\n"
+        f"    api_base: {SERVER_URL}\n    api_key: ${{ANTHROPIC_API_KEY}}\n"
+        "    context_window: 200000\ndefault: busy\nreview:\n  retries: 0\n"
+    )
+    result = review("--diff", str(EXAMPLE), "--config", str(config))
+    assert result.exit_code == 1
+    assert "overloaded" in result.output.lower()
+    assert SECRET not in result.output
+    calls = ledger_calls()
+    assert [(c.outcome, c.provider) for c in calls] == [("error", "anthropic")]
+    assert "overloaded" in (calls[0].error or "").lower()
+
+
+def test_models_lists_the_catalogue_and_what_each_needs(monkeypatch: Any) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line
+             for line in result.stdout.splitlines() if line.strip() and "configuration" not in line}
+    assert lines["gpt"].startswith("*") and "ready" in lines["gpt"]
+    assert "needs ANTHROPIC_API_KEY" in lines["claude-sonnet"]
+    assert SECRET not in result.output
