@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 
 from agent import prompts
 from agent.chunking import Chunk, Skipped, count_tokens, pack
@@ -40,6 +41,7 @@ class Plan:
         return len(self.chunks) + (1 if len(self.chunks) > 1 else 0)
 
 
+@cache
 def schema_text(schema: type[ChunkReview] | type[Synthesis]) -> str:
     return json.dumps(schema.model_json_schema(), indent=1)
 

@@ -26,21 +26,23 @@ from pathlib import Path
 
 from _common import EXAMPLE, OWNIT, ROOT, isolated_env, median, ms, p90, table
 
-# Runs a command through the CLI's app in-process, then reports what got imported.
+HEAVY = ("litellm", "langgraph", "tiktoken", "sqlalchemy", "pydantic", "rich")
+# `python -c _PROBE HEAVY,NAMES ARGS...` runs ownit ARGS in-process, then reports (on stderr,
+# after the command's own output) how many modules are loaded and which of HEAVY.
 _PROBE = """
 import json, sys
 from agent.cli import app
 try:
-    app(args=sys.argv[1:], prog_name="ownit")
+    app(args=sys.argv[2:], prog_name="ownit")
 except SystemExit:
     pass
-heavy = ("litellm", "langgraph", "tiktoken", "sqlalchemy", "pydantic", "rich")
+heavy = sys.argv[1].split(",")
 print(json.dumps({"modules": len(sys.modules), **{m: m in sys.modules for m in heavy}}),
       file=sys.stderr)
 """
 
 
-def commands(tmp: Path) -> dict[str, list[str]]:
+def commands() -> dict[str, list[str]]:
     return {
         "python -c pass (floor)": [sys.executable, "-c", "pass"],
         "ownit --help": [str(OWNIT), "--help"],
@@ -65,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ownit-bench-startup-") as tmpdir:
         tmp = Path(tmpdir)
         env = isolated_env(tmp / "home")
-        cmds = commands(tmp)
+        cmds = commands()
         times: dict[str, list[float]] = {name: [] for name in cmds}
         # One untimed round first (page cache, .pyc files), then the commands interleaved so
         # that drift on the machine affects all of them alike.
@@ -82,7 +84,7 @@ def main() -> None:
                 continue
             run_env = dict(env, OWNIT_LEDGER_URL=f"sqlite:///{tmp / 'probe.db'}")
             child = subprocess.run(
-                [sys.executable, "-c", _PROBE, *argv[1:]],
+                [sys.executable, "-c", _PROBE, ",".join(HEAVY), *argv[1:]],
                 cwd=ROOT,
                 env=run_env,
                 check=True,
@@ -113,21 +115,8 @@ def main() -> None:
     print("\nImported after running the command in-process (one subprocess each)\n")
     rows = []
     for name, probe in probes.items():
-        rows.append(
-            [
-                name,
-                probe["modules"],
-                *("yes" if probe[m] else "no" for m in ("litellm", "langgraph", "tiktoken")),
-                *("yes" if probe[m] else "no" for m in ("sqlalchemy", "pydantic", "rich")),
-            ]
-        )
-    print(
-        table(
-            ["command", "modules", "litellm", "langgraph", "tiktoken", "sqlalchemy", "pydantic"]
-            + ["rich"],
-            rows,
-        )
-    )
+        rows.append([name, probe["modules"], *("yes" if probe[m] else "no" for m in HEAVY)])
+    print(table(["command", "modules", *HEAVY], rows))
     bad = [m for m in ("litellm", "langgraph") if probes["ownit --help"][m]]
     verdict = f"FAIL: {', '.join(bad)} imported" if bad else "ok (neither is imported)"
     print(f"\nownit --help imports litellm/langgraph: {verdict}")

@@ -394,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops connections when 8+ clients connect at once.
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)

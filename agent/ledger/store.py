@@ -114,18 +114,17 @@ class LedgerStore:
             run.finished_at = datetime.now(UTC)
 
     def add_call(self, row: LedgerRow) -> bool:
-        """Insert unless a row with the same idempotency key exists; True when inserted."""
+        """Insert unless a row with the same idempotency key exists; True when inserted.
+
+        One INSERT, no look-up first: this runs on the event loop for every model call.
+        """
         try:
             with Session(self.engine) as s:
-                if s.exec(
-                    select(Call.id).where(Call.idempotency_key == row.idempotency_key)
-                ).first():
-                    return False
                 s.add(Call(**row.model_dump()))
                 s.commit()
                 return True
         except IntegrityError as exc:
-            # A concurrent writer inserting the same key first is fine; anything else (a
+            # The key already there (a re-import, a retried CI job) is fine; anything else (a
             # missing run row under PostgreSQL's foreign key) must not pass as "already there".
             if self._has_call(row.idempotency_key):
                 return False
