@@ -459,8 +459,11 @@ def test_models_lists_the_catalogue_and_what_each_needs(monkeypatch: Any) -> Non
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
-    lines = {line.split()[1] if line.startswith("*") else line.split()[0]: line
-             for line in result.stdout.splitlines() if line.strip() and "configuration" not in line}
+    lines = {
+        line.split()[1] if line.startswith("*") else line.split()[0]: line
+        for line in result.stdout.splitlines()
+        if line.strip() and "configuration" not in line
+    }
     assert lines["gpt"].startswith("*") and "ready" in lines["gpt"]
     assert "needs ANTHROPIC_API_KEY" in lines["claude-sonnet"]
     assert SECRET not in result.output
