@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from agent.errors import OwnitError
+
+if TYPE_CHECKING:
+    from agent.result import Review
 
 EXIT_INCOMPLETE = 1
 EXIT_LEDGER = 4
@@ -114,7 +117,7 @@ def review(
     ] = None,
 ) -> None:
     """Review a diff: the current branch against its base, a patch file, or standard input."""
-    from agent.render import parse_formats
+    from agent.render import RENDERERS, parse_formats
     from agent.render.terminal import TerminalProgress, print_dry_run, print_review
     from agent.review import ReviewRequest, run_review
     from agent.review import dry_run as plan_only
@@ -153,28 +156,31 @@ def review(
 
     if "terminal" in formats:
         print_review(result, _consoles.out)
-    for name in wants_files:
-        _consoles.err.print(
-            f"wrote {out_dir}/ownit-review.{'md' if name == 'markdown' else name}", markup=False
-        )
+    report_outcome(result, [out_dir / RENDERERS[n][0] for n in wants_files] if out_dir else [])
+
+
+def report_outcome(result: Review, written: list[Path]) -> None:
+    """What the run left behind and what went wrong, on stderr; then the exit code."""
+    say = _consoles.err.print
+    for path in written:
+        say(f"wrote {path}", markup=False)
     for note in result.notes:
-        _consoles.err.print(f"note: {note}", markup=False)
-    if not result.complete:
-        _consoles.err.print("error: the review is incomplete:", markup=False)
-        for problem in result.problems:
-            _consoles.err.print(f"  {problem}", markup=False)
-        _consoles.err.print("Spend so far is recorded. Fix the cause and run again.", markup=False)
-        raise typer.Exit(EXIT_INCOMPLETE)
+        say(f"note: {note}", markup=False)
     if result.ledger_error:
-        _consoles.err.print(
-            f"error: the ledger was not written: {result.ledger_error}", markup=False
-        )
+        say(f"error: the ledger was not written: {result.ledger_error}", markup=False)
         if result.ledger_spool:
-            _consoles.err.print(
+            say(
                 f"The calls are saved in {result.ledger_spool}; when the database is back run: "
                 f"ownit ledger import {result.ledger_spool}",
                 markup=False,
             )
+    if not result.complete:
+        say("error: the review is incomplete:", markup=False)
+        for problem in result.problems:
+            say(f"  {problem}", markup=False)
+        say("Spend so far is recorded. Fix the cause and run again.", markup=False)
+        raise typer.Exit(EXIT_INCOMPLETE)
+    if result.ledger_error:
         raise typer.Exit(EXIT_LEDGER)
 
 
