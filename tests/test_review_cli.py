@@ -64,6 +64,8 @@ def local_config(tmp: Path, **review: Any) -> Path:
                 "context_window": 32000,
                 "input_cost_per_token": 0.000001,
                 "output_cost_per_token": 0.000002,
+                # LiteLLM cannot know a local model takes JSON schemas; this server does.
+                "structured_output": "json_schema",
             }
         },
         "default": "local",
@@ -98,6 +100,16 @@ def test_openai_compatible_server_full_review(
 
     assert data["complete"] is True
     assert data["summary"]
+    # The schema the model was asked for is generated from the pydantic class.
+    sent = json.loads(cassette.requests[0].body)["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["name"] == "ChunkReview"
+    assert set(sent["json_schema"]["schema"]["properties"]) == {
+        "summary",
+        "files",
+        "risk",
+        "risk_reasons",
+        "questions",
+    }
     assert {f["path"] for f in data["files"]} == {
         "payments/client.py",
         "payments/config.py",
