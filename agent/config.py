@@ -54,6 +54,12 @@ class ModelEntry(_Strict):
             )
         return value
 
+    @model_validator(mode="after")
+    def _prices_come_in_pairs(self) -> ModelEntry:
+        if (self.input_cost_per_token is None) != (self.output_cost_per_token is None):
+            raise ValueError("give both input_cost_per_token and output_cost_per_token, or neither")
+        return self
+
     @property
     def provider(self) -> str:
         return self.model.split("/", 1)[0] if "/" in self.model else "openai"

@@ -89,7 +89,8 @@ def _register(model: ResolvedModel) -> None:
         value = getattr(entry, src)
         if value is not None:
             info[dst] = value
-    if len(info) > 2:
+    # Only with prices: a model registered without them would be priced at $0, not unknown.
+    if entry.input_cost_per_token is not None:
         litellm().register_model({entry.model: info})
 
 

@@ -341,3 +341,10 @@ def test_resolved_key_is_secret() -> None:
     assert chosen.api_key.get_secret_value() == secret
     for shown in (repr(chosen.api_key), str(chosen.api_key), repr(chosen), str(chosen)):
         assert secret not in shown
+
+
+def test_a_price_without_its_pair_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("models:\n  m:\n    model: openai/x\n    input_cost_per_token: 0.000001\n")
+    with pytest.raises(ConfigError, match="input_cost_per_token and output_cost_per_token"):
+        load_config(explicit=cfg)
