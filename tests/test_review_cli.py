@@ -479,3 +479,20 @@ def test_models_lists_the_catalogue_and_what_each_needs(monkeypatch: Any) -> Non
     assert lines["gpt"].startswith("*") and "ready" in lines["gpt"]
     assert "needs ANTHROPIC_API_KEY" in lines["claude-sonnet"]
     assert SECRET not in result.output
+
+
+def test_openai_environment_variables_reach_an_ad_hoc_model(
+    cassette: Any, monkeypatch: Any
+) -> None:
+    """`--model openai/<name>` outside the catalogue: LiteLLM reads OPENAI_API_BASE and
+    OPENAI_API_KEY as its users expect."""
+    monkeypatch.setenv("OPENAI_API_BASE", f"{SERVER_URL}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    result = review("--diff", str(EXAMPLE), "--model", "openai/qwen2.5-coder")
+    assert result.exit_code == 0, result.output
+    assert cassette.requests[0].uri == f"{SERVER_URL}/v1/chat/completions"
+    calls = ledger_calls()
+    assert [(c.model, c.outcome) for c in calls] == [("openai/qwen2.5-coder", "ok")]
+    assert calls[0].cost_usd is None  # no price is known for it, and none is invented
+    assert "cost unknown" in result.stdout
+    assert SECRET not in result.output
