@@ -108,7 +108,10 @@ def review(
     format: Annotated[
         str, typer.Option("--format", help="Comma-separated: terminal, markdown, json.")
     ] = "terminal",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for artifacts.")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for artifacts (markdown and json unless --format)."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan and estimate cost; call no model.")
     ] = False,
@@ -126,6 +129,8 @@ def review(
         if source and diff:
             raise typer.BadParameter("give the diff either as an argument or with --diff")
         formats = parse_formats(format)
+        if out_dir is not None and formats == ("terminal",):
+            formats = ("terminal", "markdown", "json")  # --out alone means "write artifacts"
         wants_files = [f for f in formats if f != "terminal"]
         if wants_files and out_dir is None:
             out_dir = Path(".")
