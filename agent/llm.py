@@ -255,7 +255,8 @@ class ModelClient:
                         hint="the provider may be down or rate limiting; spend so far is "
                         "recorded: run again later, or choose another model with --model",
                     ) from exc
-                await asyncio.sleep(self.settings.retry_backoff_seconds * 2 ** (tries - 1))
+                backoff = self.settings.retry_backoff_seconds * 2 ** (tries - 1)
+                await asyncio.sleep(max(backoff, _retry_after(exc)))
             except lib.AuthenticationError as exc:
                 raise NoModelError(
                     f"{self.model.name} rejected the credentials: {self._short(exc)}",
@@ -328,6 +329,16 @@ class ModelClient:
             truncated=getattr(choice, "finish_reason", None) == "length",
             record=replace(pending, latency_ms=latency, outcome="ok", **_usage(response)),
         )
+
+
+def _retry_after(exc: BaseException) -> float:
+    """Seconds the provider asked us to wait (Retry-After), capped; 0 when it did not say."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return min(float(headers.get("retry-after", 0)), 60.0)
+    except (TypeError, ValueError):  # an HTTP date instead of seconds: use our own backoff
+        return 0.0
 
 
 @dataclass(frozen=True)

@@ -86,17 +86,19 @@ def build_review(
 
     candidates = [q for r in reviewed for q in r.questions]
     ranked = rank(candidates, synthesis.question_order if synthesis else None)
+    # The author is asked the most important ones; a list of fifty is a list nobody answers.
+    limit = ctx.settings.max_questions
     questions = [
         Question(
             rank=i,
             question=q.question,
-            category=q.category,  # type: ignore[arg-type]
-            priority=q.priority,  # type: ignore[arg-type]
+            category=q.category,
+            priority=q.priority,
             why_it_matters=q.why_it_matters,
-            anchor=Anchor(path=q.path, side=q.side, start_line=q.start_line, end_line=q.end_line),  # type: ignore[arg-type]
+            anchor=Anchor(path=q.path, side=q.side, start_line=q.start_line, end_line=q.end_line),
             anchor_repaired=q.repaired,
         )
-        for i, q in enumerate(ranked, 1)
+        for i, q in enumerate(ranked[:limit], 1)
     ]
     rejected = sum(len(r.rejected) for r in reviewed)
 
@@ -157,6 +159,7 @@ def build_review(
         files=[notes[p] for p in statuses if p in notes],
         questions=questions,
         rejected_questions=rejected,
+        questions_omitted=max(0, len(ranked) - limit),
         coverage=Coverage(
             files_total=plan.files_total,
             files_reviewed=len(reviewed_paths - failed_paths),

@@ -107,6 +107,8 @@ class Review(BaseModel):
     files: list[FileNote]
     questions: list[Question]
     rejected_questions: int
+    # Lower-ranked questions beyond review.max_questions.
+    questions_omitted: int = 0
     coverage: Coverage
     usage: Usage
     complete: bool

@@ -11,7 +11,7 @@ from agent.chunking import Chunk
 from agent.diff import Diff
 from agent.plan import Plan
 from agent.result import Review
-from agent.schema import ChunkReview
+from agent.schema import Category, ChunkReview, Priority, Side
 from agent.sources import DiffSource
 
 
@@ -37,11 +37,11 @@ class AnchoredQuestion:
     chunk_id: int
     order: int
     question: str
-    category: str
-    priority: str
+    category: Category
+    priority: Priority
     why_it_matters: str
     path: str
-    side: str
+    side: Side
     start_line: int
     end_line: int
     repaired: bool

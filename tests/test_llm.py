@@ -60,3 +60,21 @@ def test_known_models_take_litellm_prices_and_window() -> None:
 )
 def test_extract_json_makes_only_mechanical_repairs(reply: str, expected: str) -> None:
     assert extract_json(reply) == expected
+
+
+def test_retry_after_is_honoured_within_a_cap() -> None:
+    import httpx
+
+    from agent.llm import _retry_after
+
+    def limited(value: str) -> Exception:
+        request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+        response = httpx.Response(429, headers={"retry-after": value}, request=request)
+        return litellm().RateLimitError(
+            message="slow down", llm_provider="openai", model="x", response=response
+        )
+
+    assert _retry_after(limited("7")) == 7.0
+    assert _retry_after(limited("3600")) == 60.0
+    assert _retry_after(limited("Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0
+    assert _retry_after(ValueError("no response")) == 0.0

@@ -185,7 +185,7 @@ def test_large_change_is_chunked_and_synthesized(
 ) -> None:
     monkeypatch.setenv("LOCAL_LLM_KEY", "unused")
     out = tmp_path / "out"
-    config = local_config(tmp_path, max_chunk_tokens=500)
+    config = local_config(tmp_path, max_chunk_tokens=500, max_questions=2)
     result = review(
         "--diff", str(EXAMPLE), "--config", str(config), "--format", "json", "--out", str(out)
     )
@@ -197,6 +197,8 @@ def test_large_change_is_chunked_and_synthesized(
     assert data["usage"]["calls"] == len(purposes)
     assert data["coverage"]["hunks_reviewed"] == data["coverage"]["hunks_total"]
     assert_anchors_exist(data, EXAMPLE.read_bytes())
+    # Only the top max_questions are asked; the rest are counted, not silently lost.
+    assert len(data["questions"]) == 2 and data["questions_omitted"] >= 1
     # The synthesis reply ranks questions; the fake model puts failure modes and security first.
     cats = [q["category"] for q in data["questions"]]
     first_other = next(

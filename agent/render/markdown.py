@@ -56,6 +56,11 @@ def render_markdown(review: Review) -> str:
         out.append("")
     else:
         out.append("_No questions._\n")
+    if review.questions_omitted:
+        out.append(
+            f"_{review.questions_omitted} lower-ranked question(s) are not shown "
+            "(review.max_questions in providers.yaml)._\n"
+        )
     if review.rejected_questions:
         out.append(
             f"_{review.rejected_questions} question(s) were dropped because their anchors point "
