@@ -95,11 +95,15 @@ def _meta(request: ReviewRequest) -> RunMeta:
     )
 
 
-async def dry_run(request: ReviewRequest) -> DryRun:
+def _prepare(request: ReviewRequest) -> tuple[DiffSource, Config]:
     source = read_source(request)
     if request.repo:
-        source = _with_repo(source, request.repo)
-    config = _configure(request, source)
+        source = replace(source, repo=request.repo)
+    return source, _configure(request, source)
+
+
+async def dry_run(request: ReviewRequest) -> DryRun:
+    source, config = _prepare(request)
     model = choose_model(config, request.model, require_usable=False)
     facts = model_facts(model)
     meta = _meta(request)
@@ -131,15 +135,8 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     return DryRun(source=source, model=model, plan=plan, estimates=estimates)
 
 
-def _with_repo(source: DiffSource, repo: str) -> DiffSource:
-    return replace(source, repo=repo)
-
-
 async def run_review(request: ReviewRequest, progress: Progress | None = None) -> Review:
-    source = read_source(request)
-    if request.repo:
-        source = _with_repo(source, request.repo)
-    config = _configure(request, source)
+    source, config = _prepare(request)
     # An empty diff is a complete review with nothing in it; it needs no model or key.
     empty = not source.data.strip()
     model = choose_model(config, request.model, require_usable=not empty)
