@@ -132,11 +132,12 @@ def _split_hunk(hunk: Hunk, budget: int) -> tuple[list[Hunk], list[DiffLine]]:
     cut: list[DiffLine] = []
     current: list[DiffLine] = []
     header = count_tokens(hunk.header)
+    keep = budget - header - 40  # what a cut line keeps, leaving room for its marker
     used = header
     for line in hunk.lines:
         cost = count_tokens(render_line(line)) + 1
-        if header + cost > budget and budget - header - 40 >= _MIN_KEPT:
-            line = _truncate(line, budget - header - 40, cost)
+        if header + cost > budget and keep >= _MIN_KEPT:
+            line = _truncate(line, keep, cost)
             cut.append(line)
             cost = count_tokens(render_line(line)) + 1
         if current and used + cost > budget:
@@ -155,8 +156,8 @@ _MIN_KEPT = 50
 
 
 def _truncate(line: DiffLine, keep: int, total: int) -> DiffLine:
-    tokens = _encoding().encode(line.text, disallowed_special=())
-    text = _encoding().decode(tokens[: max(keep, 0)])
+    encoding = _encoding()
+    text = encoding.decode(encoding.encode(line.text, disallowed_special=())[:keep])
     return replace(line, text=f"{text} … [line cut: it is {total:,} tokens]")
 
 
@@ -183,13 +184,14 @@ def _file_parts(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]
         return [(whole, tokens)], []
     parts: list[tuple[ChunkFile, int]] = []
     notes: list[str] = []
+    piece_budget = budget - count_tokens(render_file(file, ())) - 16
     for hunk in file.hunks:
         part = ChunkFile(file, (hunk,), 1)
         part_tokens = count_tokens(part.render())
         if part_tokens <= budget:
             parts.append((part, part_tokens))
             continue
-        pieces, cut = _split_hunk(hunk, budget - count_tokens(render_file(file, ())) - 16)
+        pieces, cut = _split_hunk(hunk, piece_budget)
         for line in cut:
             side, n = ("new", line.new_no) if line.new_no is not None else ("old", line.old_no)
             notes.append(f"{file.path}: {side} line {n} is longer than a chunk and was cut to fit")

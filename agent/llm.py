@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -71,7 +70,6 @@ class ModelFacts:
     input_cost_per_token: float | None
     output_cost_per_token: float | None
     supports_schema: bool
-    known: bool  # LiteLLM's price map or providers.yaml describes this model
 
 
 def _register(model: ResolvedModel) -> None:
@@ -119,7 +117,6 @@ def model_facts(model: ResolvedModel) -> ModelFacts:
             entry.output_cost_per_token, info.get("output_cost_per_token")
         ),
         supports_schema=schema_ok,
-        known=bool(info) or window is not None,
     )
 
 
@@ -372,7 +369,3 @@ def _cost(response: Any) -> float | None:
         return float(litellm().completion_cost(completion_response=response))
     except Exception:  # litellm raises for a model with no known price: the cost is unknown
         return None
-
-
-def litellm_loaded() -> bool:
-    return "litellm" in sys.modules

@@ -62,7 +62,6 @@ def run_case(name: str, runs: int) -> dict[str, Any]:
         input_cost_per_token=3e-6,
         output_cost_per_token=15e-6,
         supports_schema=True,
-        known=True,
     )
     settings = ReviewSettings()
 

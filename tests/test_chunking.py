@@ -246,7 +246,6 @@ def facts(window: int = 200_000, max_out: int | None = 8192, price: bool = True)
         input_cost_per_token=3e-6 if price else None,
         output_cost_per_token=15e-6 if price else None,
         supports_schema=True,
-        known=True,
     )
 
 
@@ -300,7 +299,7 @@ def test_estimate_cost_is_none_without_prices() -> None:
     diff = parse_diff(EXAMPLE.read_bytes())
     plan = make_plan(diff, facts(price=False), ReviewSettings(), "m", "openai/m")
     assert estimate_cost(plan, facts(price=False)) is None
-    half = ModelFacts(200_000, 8192, 3e-6, None, True, False)
+    half = ModelFacts(200_000, 8192, 3e-6, None, True)
     assert estimate_cost(plan, half) is None
 
 
@@ -311,7 +310,7 @@ def test_estimate_cost_arithmetic() -> None:
     expected = plan.prompt_tokens * 3e-6 + plan.output_tokens * 15e-6
     assert estimate_cost(plan, f) == pytest.approx(expected)
     # A free local model costs 0, which is a known price, not an unknown one.
-    free = ModelFacts(32768, None, 0.0, 0.0, False, True)
+    free = ModelFacts(32768, None, 0.0, 0.0, False)
     assert estimate_cost(plan, free) == 0.0
 
 
@@ -326,7 +325,7 @@ def test_planning_does_not_import_litellm(tmp_path: Path) -> None:
         from agent.plan import estimate_cost, make_plan
 
         diff = parse_diff(open({str(EXAMPLE)!r}, "rb").read())
-        facts = ModelFacts(200_000, 8192, 3e-6, 15e-6, True, True)
+        facts = ModelFacts(200_000, 8192, 3e-6, 15e-6, True)
         plan = make_plan(diff, facts, ReviewSettings(), "claude-sonnet", "anthropic/x")
         assert estimate_cost(plan, facts) > 0
         print(sorted(m for m in sys.modules if m == "litellm" or m.startswith("litellm.")))
