@@ -33,7 +33,7 @@ T = TypeVar("T", bound=BaseModel)
 # Without these litellm fetches its price map at import, loads a .env from the working
 # directory, and llama-named models try to download a tokenizer. They are behaviour switches,
 # not secrets.
-_OFFLINE_ENV = {
+OFFLINE_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "LITELLM_MODE": "PRODUCTION",
     "HF_HUB_OFFLINE": "1",
@@ -44,7 +44,7 @@ DEFAULT_CONTEXT_WINDOW = 8192
 @cache
 def litellm() -> ModuleType:
     """Import litellm on first use only: it costs ~1.5 s and 2,700 modules."""
-    for key, value in _OFFLINE_ENV.items():
+    for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     # Collecting during this import is wasted work: almost everything it allocates lives for
     # the rest of the process. Freezing keeps later collections from re-scanning it.

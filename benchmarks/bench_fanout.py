@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, apply_isolated_env, median, ms, synthetic_diff, table
+from _common import apply_isolated_env, median, ms, synthetic_diff, table
 
 
 @dataclass
@@ -191,7 +191,6 @@ def main() -> None:
         # Before agent is imported: no keys, offline LiteLLM, a throwaway ledger and home.
         apply_isolated_env(tmp / "home")
         os.environ["OWNIT_LEDGER_URL"] = f"sqlite:///{tmp / 'ledger.db'}"
-        sys.path.insert(0, str(ROOT))  # for tests.llm_server
         asyncio.run(bench(args, tmp))
 
 

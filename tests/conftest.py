@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 import vcr
 
+from agent.llm import OFFLINE_ENV
+from tests.environment import VENDOR_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 CASSETTES = ROOT / "cassettes"
 RECORD = os.environ.get("OWNIT_RECORD") == "1"
@@ -24,21 +27,6 @@ RECORD = os.environ.get("OWNIT_RECORD") == "1"
 SERVER_PORT = 8765
 SERVER_URL = f"http://127.0.0.1:{SERVER_PORT}"
 SECRET_HEADERS = ["authorization", "x-api-key", "api-key", "x-goog-api-key"]
-
-VENDOR_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_API_BASE",
-    "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_API_BASE",
-    "ANTHROPIC_BASE_URL",
-    "GEMINI_API_KEY",
-    "MISTRAL_API_KEY",
-    "OLLAMA_API_BASE",
-    "AZURE_API_KEY",
-    "OWNIT_LEDGER_URL",
-    "OWNIT_TEAM",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +39,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
     monkeypatch.setenv("OWNIT_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("LITELLM_MODE", "PRODUCTION")
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

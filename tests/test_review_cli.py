@@ -54,26 +54,34 @@ def assert_anchors_exist(review_json: dict[str, Any], diff_bytes: bytes) -> None
             assert file.has_line(a["side"], n), f"{a} line {n} is not shown in the diff"
 
 
-def local_config(tmp: Path, **review: Any) -> Path:
+def model_config(
+    tmp: Path, name: str, model: str, review: dict[str, Any] | None = None, **entry: Any
+) -> Path:
+    """A providers.yaml whose default is one model on the recording server."""
+    api_base = f"{SERVER_URL}/v1" if model.startswith("openai/") else SERVER_URL
     cfg = {
-        "models": {
-            "local": {
-                "model": "openai/gpt-local",
-                "api_base": f"{SERVER_URL}/v1",
-                "api_key": "${LOCAL_LLM_KEY}",
-                "context_window": 32000,
-                "input_cost_per_token": 0.000001,
-                "output_cost_per_token": 0.000002,
-                # LiteLLM cannot know a local model takes JSON schemas; this server does.
-                "structured_output": "json_schema",
-            }
-        },
-        "default": "local",
-        "review": {"retry_backoff_seconds": 0, **review},
+        "models": {name: {"model": model, "api_base": api_base, **entry}},
+        "default": name,
+        "review": review or {},
     }
     path = tmp / "providers.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     return path
+
+
+def local_config(tmp: Path, **review: Any) -> Path:
+    return model_config(
+        tmp,
+        "local",
+        "openai/gpt-local",
+        {"retry_backoff_seconds": 0, **review},
+        api_key="${LOCAL_LLM_KEY}",
+        context_window=32000,
+        input_cost_per_token=0.000001,
+        output_cost_per_token=0.000002,
+        # LiteLLM cannot know a local model takes JSON schemas; this server does.
+        structured_output="json_schema",
+    )
 
 
 def test_openai_compatible_server_full_review(
@@ -210,11 +218,7 @@ def test_large_change_is_chunked_and_synthesized(
 def test_garbage_reply_is_an_incomplete_review_with_spend_recorded(
     cassette: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "models:\n  junk:\n    model: openai/garbage-model\n"
-        f"    api_base: {SERVER_URL}/v1\ndefault: junk\nreview:\n  repair_attempts: 1\n"
-    )
+    config = model_config(tmp_path, "junk", "openai/garbage-model", {"repair_attempts": 1})
     out = tmp_path / "out"
     result = review(
         "--diff", str(EXAMPLE), "--config", str(config), "--format", "json", "--out", str(out)
@@ -235,11 +239,7 @@ def test_garbage_reply_is_an_incomplete_review_with_spend_recorded(
 
 
 def test_fenced_json_reply_is_accepted(cassette: Any, tmp_path: Path) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "models:\n  chatty:\n    model: openai/fenced-model\n"
-        f"    api_base: {SERVER_URL}/v1\n    structured_output: prompt\ndefault: chatty\n"
-    )
+    config = model_config(tmp_path, "chatty", "openai/fenced-model", structured_output="prompt")
     result = review("--diff", str(EXAMPLE), "--config", str(config))
     assert result.exit_code == 0, result.output
     assert [c.outcome for c in ledger_calls()] == ["ok"]
@@ -250,11 +250,7 @@ def test_fenced_json_reply_is_accepted(cassette: Any, tmp_path: Path) -> None:
 
 
 def test_anchors_outside_the_diff_are_never_printed(cassette: Any, tmp_path: Path) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "models:\n  sloppy:\n    model: openai/badanchor-model\n"
-        f"    api_base: {SERVER_URL}/v1\ndefault: sloppy\n"
-    )
+    config = model_config(tmp_path, "sloppy", "openai/badanchor-model")
     out = tmp_path / "out"
     result = review(
         "--diff",
@@ -280,11 +276,8 @@ def test_anchors_outside_the_diff_are_never_printed(cassette: Any, tmp_path: Pat
 def test_provider_outage_retries_then_fails_with_spend_recorded(
     cassette: Any, tmp_path: Path
 ) -> None:
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "models:\n  down:\n    model: openai/error500-model\n"
-        f"    api_base: {SERVER_URL}/v1\ndefault: down\n"
-        "review:\n  retries: 1\n  retry_backoff_seconds: 0\n"
+    config = model_config(
+        tmp_path, "down", "openai/error500-model", {"retries": 1, "retry_backoff_seconds": 0}
     )
     result = review("--diff", str(EXAMPLE), "--config", str(config))
     assert result.exit_code == 1
@@ -454,11 +447,13 @@ def test_anthropic_overload_is_reported_with_spend_recorded(
     cassette: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    config = tmp_path / "p.yaml"
-    config.write_text(
-        "models:\n  busy:\n    model: anthropic/claude-overloaded\n"
-        f"    api_base: {SERVER_URL}\n    api_key: ${{ANTHROPIC_API_KEY}}\n"
-        "    context_window: 200000\ndefault: busy\nreview:\n  retries: 0\n"
+    config = model_config(
+        tmp_path,
+        "busy",
+        "anthropic/claude-overloaded",
+        {"retries": 0},
+        api_key="${ANTHROPIC_API_KEY}",
+        context_window=200000,
     )
     result = review("--diff", str(EXAMPLE), "--config", str(config))
     assert result.exit_code == 1
