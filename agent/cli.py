@@ -15,25 +15,22 @@ Heavy imports (litellm, langgraph) happen inside the commands that need them, so
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
+from agent.cli_ledger import ledger_app
 from agent.errors import InputError, OwnitError
 from agent.redact import RedactingFilter, redact
-from agent.render.safe import rich_text, visible
+from agent.render.safe import visible
+from agent.terminal import LedgerOpt, consoles, err, out, user_errors
 
 if TYPE_CHECKING:
     from agent.forge import Forge
@@ -52,71 +49,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-ledger_app = typer.Typer(help="Read and load the cost ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
-
-
-class _Redacting(io.TextIOBase):
-    """A terminal stream that redacts credentials from everything written to it: every line
-    ownit prints, whatever its source (a provider's message, a path, a model's reply)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(redact(text))
-        return len(text)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._stream, "encoding", "utf-8") or "utf-8"
-
-
-class _Consoles:
-    """Made on first use, after the test runner or the shell has set up the streams. When
-    output is not a terminal (CI logs, pipes) lines are not wrapped at 80 columns."""
-
-    def __getattr__(self, name: str) -> Console:
-        stream = sys.stderr if name == "err" else sys.stdout
-        wide = None if stream.isatty() else 160
-        redacting = cast(TextIO, _Redacting(stream))
-        return Console(file=redacting, highlight=False, width=wide, soft_wrap=True)
-
-
-_consoles = _Consoles()
-
-
-def _err(text: str) -> None:
-    """A line on stderr. Paths, provider messages and model text may hold control characters
-    and escape sequences: they are shown escaped, never interpreted by the terminal."""
-    _consoles.err.print(visible(text), markup=False)
-
-
-def _out(text: str) -> None:
-    _consoles.out.print(visible(text), markup=False)
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    try:
-        yield
-    except OwnitError as exc:
-        _err(f"error: {exc.message}")
-        if exc.hint:
-            _err(exc.hint)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        _err("interrupted: calls made so far are recorded in the ledger")
-        raise typer.Exit(130) from None
 
 
 def _run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
@@ -143,16 +76,6 @@ def _run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(main())
-
-
-LedgerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ledger",
-        envvar="OWNIT_LEDGER_URL",
-        help="Ledger database as an SQLAlchemy URL (default: SQLite in your data directory).",
-    ),
-]
 
 
 @app.command()
@@ -241,7 +164,7 @@ def review(
     """Review a diff: the current branch against its base, a patch file, standard input, a pull
     request URL, or (in GitHub Actions and GitLab CI) the pull request the job runs for."""
     from agent.policy import parse_fail_on
-    from agent.render import parse_formats
+    from agent.render.artifacts import parse_formats
     from agent.render.markdown import footer
     from agent.render.terminal import TerminalProgress, print_dry_run
     from agent.reporters import Selection, choose
@@ -284,9 +207,9 @@ def review(
             ci=ci,
         )
         if dry_run:
-            print_dry_run(asyncio.run(plan_only(request)), _consoles.out)
+            print_dry_run(asyncio.run(plan_only(request)), consoles.out)
             return
-        progress = TerminalProgress(_consoles.err)
+        progress = TerminalProgress(consoles.err)
         try:
             result = _run_interruptible(run_review(request, progress))
         finally:
@@ -302,14 +225,14 @@ def review(
     )
     done: list[str] = []
     failures: list[OwnitError] = []
-    for reporter in choose(selection, lambda: _consoles.out):
+    for reporter in choose(selection, lambda: consoles.out):
         try:
             done += reporter.deliver(result)
         except OwnitError as exc:  # one reporter failing does not stop the others
             failures.append(exc)
     if "terminal" not in formats:
         # The review went elsewhere: still say, in one line, what it found.
-        _err(f"ownit: {footer(result)}")
+        err(f"ownit: {footer(result)}")
     report_outcome(result, done, failures, gates, shown="terminal" in formats)
 
 
@@ -357,7 +280,7 @@ def report_outcome(
     gates (``--fail-on``) are decided here, apart from the reporters."""
     from agent.policy import exit_code, failed
 
-    say = _err
+    say = err
     for line in done:
         say(line)
     for note in result.notes:
@@ -433,101 +356,8 @@ def models(
             state = "ready" if m.usable else f"needs {', '.join(m.missing_env)}"
             if chain := cfg.fallback_chain(m.name):
                 state += f"; falls back to {', '.join(chain)}"
-            _out(f"{mark} {m.name:<16} {m.litellm_model:<40} {state}")
-        _out(f"configuration: {' < '.join(cfg.sources)}")
-
-
-@ledger_app.command("report")
-def ledger_report(
-    by: Annotated[
-        str, typer.Option(help="Group by: team, repo, pr_number, model, model_name, author.")
-    ] = "team,repo",
-    days: Annotated[int | None, typer.Option(help="Only the last N days.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-    ledger: LedgerOpt = None,
-) -> None:
-    """Spend per team, repo, PR or model."""
-    from rich.table import Table
-
-    from agent.ledger import LedgerStore
-
-    allowed = ("team", "repo", "pr_number", "model", "model_name", "author", "provider")
-    with user_errors():
-        group = tuple(g.strip() for g in by.split(",") if g.strip())
-        bad = [g for g in group if g not in allowed]
-        if bad or not group:
-            raise typer.BadParameter(f"--by takes {', '.join(allowed)}; got {by!r}")
-        since = datetime.now(UTC) - timedelta(days=days) if days else None
-        rows = LedgerStore(ledger).spend(group, since)
-    if as_json:
-        _out(json.dumps(rows, indent=2, default=str))
-        return
-    table = Table()
-    for g in group:
-        table.add_column(g)
-    for col in ("calls", "prompt tokens", "completion tokens", "USD"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        # "+?": some calls have no price, or an unknown outcome; the sum is a lower bound.
-        cost = f"{r['cost_usd'] or 0:.4f}" + ("+?" if r["unpriced"] or r["unknown"] else "")
-        table.add_row(
-            # Team, repo and author come from artifacts anyone can import: never markup.
-            *(rich_text(str(r[g])) if r[g] is not None else "-" for g in group),
-            str(r["calls"]),
-            f"{r['prompt_tokens'] or 0:,}",
-            f"{r['completion_tokens'] or 0:,}",
-            cost,
-        )
-    _consoles.out.print(table)
-
-
-@ledger_app.command("import")
-def ledger_import(
-    files: Annotated[list[Path], typer.Argument(help="JSON artifacts or spool files.")],
-    ledger: LedgerOpt = None,
-) -> None:
-    """Load calls from review JSON artifacts or spool files; importing twice counts once.
-
-    A spool file ownit wrote is deleted once all its calls are in the ledger."""
-    from agent.ledger import LedgerStore, is_spool, read_records
-
-    with user_errors():
-        records = {path: read_records(path) for path in files}  # validate all before writing
-        store = LedgerStore(ledger)
-        for path, rows in records.items():
-            done = store.import_records(rows)
-            line = f"{path}: {done.added} call(s) added, {done.present} already present"
-            if done.updated:
-                line += f", {done.updated} completed (known before as in flight)"
-            if is_spool(path):
-                path.unlink(missing_ok=True)
-                line += "; spool file removed"
-            _out(line)
-
-
-@ledger_app.command("repair")
-def ledger_repair(
-    stale_hours: Annotated[
-        float,
-        typer.Option(
-            min=0, help="A run on another machine is over when nothing was recorded this long."
-        ),
-    ] = 6.0,
-    ledger: LedgerOpt = None,
-) -> None:
-    """Close runs whose process is gone: the run becomes interrupted and its calls that were
-    in flight "outcome unknown". Every review does this for the runs before it."""
-    from agent.ledger import LedgerStore
-
-    with user_errors():
-        done = LedgerStore(ledger).repair(stale_after=timedelta(hours=stale_hours))
-    if not done.runs:
-        _out("no interrupted runs")
-        return
-    _out(
-        f"{len(done.runs)} run(s) marked interrupted, {done.calls} call(s) in flight marked "
-        "outcome unknown: " + ", ".join(r[:12] for r in done.runs)
-    )
+            out(f"{mark} {m.name:<16} {m.litellm_model:<40} {state}")
+        out(f"configuration: {' < '.join(cfg.sources)}")
 
 
 @app.command("config-path")
@@ -544,11 +374,11 @@ def config_path() -> None:
     ]
     for name, path in layers:
         if path is None:
-            _out(f"{name:<11} (not in a git checkout)")
+            out(f"{name:<11} (not in a git checkout)")
         else:
             state = "" if path.is_file() else "  (not present)"
-            _out(f"{name:<11} {path}{state}")
-    _out("then --config FILE, then command-line flags")
+            out(f"{name:<11} {path}{state}")
+    out("then --config FILE, then command-line flags")
 
 
 def main() -> None:

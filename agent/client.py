@@ -1,9 +1,9 @@
 """Asking models for structured answers: sizing, retries, repairs, fallbacks, recording.
 
-The wire is behind ``Transport`` (one ``complete`` call that returns a priced ``Completion`` or
-raises a ``ProviderError``): ``llm.LiteLLMTransport`` in real runs, a fake in tests, as httpx's
-``MockTransport`` stands in for the network. Everything that decides what happens when a
-provider or a model misbehaves lives here, in-process testable:
+The wire is behind ``Transport`` (one ``complete`` call that returns a ``Completion``, the reply
+and the usage the provider reported, or raises a ``ProviderError``): ``llm.LiteLLMTransport`` in
+real runs, a fake in tests, as httpx's ``MockTransport`` stands in for the network. Everything
+that decides what happens when a provider or a model misbehaves lives here, in-process testable:
 
 - every prompt is sized against the model's window before it is sent, with a margin that learns
   from the ``prompt_tokens`` the provider reports; a refusal for size is ``ContextOverflowError``
@@ -11,7 +11,9 @@ provider or a model misbehaves lives here, in-process testable:
 - transient errors are retried (honouring Retry-After), every attempt its own ledger row;
 - a reply that is not the schema (or that the caller's ``check`` rejects) is sent back for repair;
 - a model that cannot answer hands the call to the next in its fallback chain;
-- each call is written to the ledger before it is sent and again the moment it is answered.
+- each call is written to the ledger before it is sent and again the moment it is answered,
+  priced from the reported usage (``pricing.cost``), or from our own counts when the provider
+  reported none.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from agent.errors import (
     TransientError,
 )
 from agent.ledger import CallRecord, Recorder
-from agent.providers import ModelFacts, Price, ResolvedModel
-from agent.tokens import count_messages
+from agent.pricing import Cost, Price, TokenUsage, cost
+from agent.providers import ModelFacts, ResolvedModel
+from agent.tokens import count_messages, count_tokens
 from agent.validation import describe
 
 T = TypeVar("T", bound=BaseModel)
@@ -65,25 +68,17 @@ class ModelRequest:
     max_tokens: int
     temperature: float
     timeout: float
-    price: Price | None  # how the transport prices the reply; None: unpriced
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    raw: dict[str, Any] | None = None
+# The transport reports the provider's usage; the client prices it (``pricing.cost``).
+Usage = TokenUsage
 
 
 @dataclass(frozen=True)
 class Completion:
     content: str
     truncated: bool  # the model stopped at max_tokens
-    usage: Usage
-    cost_usd: float | None  # None: the model is unpriced
+    usage: Usage  # as the provider reported it: all zeros when it sent none
 
 
 class Transport(Protocol):
@@ -166,6 +161,13 @@ class ModelClient:
     @property
     def primary(self) -> Endpoint:
         return self.endpoints[0]
+
+    def lead_with(self, endpoint: Endpoint) -> None:
+        """Review with ``endpoint`` from now on (a budget chose a cheaper model): the model it
+        replaces leaves the chain, its fallbacks stay."""
+        replaced = self.primary.name
+        rest = [e for e in self.endpoints if e.name not in (replaced, endpoint.name)]
+        self.endpoints = [endpoint, *rest]
 
     def notes(self) -> list[str]:
         return [note for e in self.endpoints for note in e.notes]
@@ -344,7 +346,6 @@ class ModelClient:
                 max_tokens=max_tokens,
                 temperature=self.settings.temperature,
                 timeout=self.settings.timeout_seconds,
-                price=endpoint.facts.price,
             )
             t0 = time.perf_counter()
             try:
@@ -385,6 +386,14 @@ class ModelClient:
                 continue
             latency = round((time.perf_counter() - t0) * 1000)
             usage = completion.usage
+            if not usage.reported:
+                # No usage block (some streams, some local servers): our own counts, the
+                # prompt's as written before sending, priced and marked as an estimate. An
+                # empty reply still cost its prompt.
+                usage = usage.estimate(
+                    record.estimated_prompt_tokens, count_tokens(completion.content)
+                )
+            price = endpoint.facts.price
             record = self.recorder.update(
                 record,
                 outcome="answered",
@@ -395,10 +404,11 @@ class ModelClient:
                 cache_write_tokens=usage.cache_write_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 raw_usage=usage.raw,
-                cost_usd=completion.cost_usd,
-                **_price_fields(endpoint.facts.price if completion.cost_usd is not None else None),
+                usage_estimated=usage.estimated,
+                **_cost_fields(cost(usage, price) if price is not None else None),
             )
-            endpoint.learn_usage(our_count, usage.prompt_tokens)
+            if not usage.estimated:  # our own estimate says nothing of the model's tokenizer
+                endpoint.learn_usage(our_count, usage.prompt_tokens)
             endpoint.largest_ok = max(
                 endpoint.largest_ok, endpoint.estimate(our_count) + max_tokens
             )
@@ -409,24 +419,31 @@ class ModelClient:
     ) -> None:
         # A provider that answered with an error status billed nothing; one that never answered
         # in full (a timeout, a dropped connection, a cut-off body) may have: unknown, not zero.
-        billed_nothing = not exc.billing_unknown
+        fields: dict[str, Any] = {"cost_usd": None}
+        if not exc.billing_unknown:  # $0, at whatever price, or none
+            fields = _cost_fields(cost(TokenUsage(), price)) if price else {"cost_usd": 0.0}
         self.recorder.update(
             record,
             outcome="error",
             latency_ms=round((time.perf_counter() - t0) * 1000),
             error=exc.message,  # the recorder redacts what it writes
-            cost_usd=0.0 if billed_nothing else None,
-            **_price_fields(price if billed_nothing else None),
+            **fields,
         )
 
 
-def _price_fields(price: Price | None) -> dict[str, Any]:
-    if price is None:
-        return {}
+def _cost_fields(priced: Cost | None) -> dict[str, Any]:
+    """The cost and the unit prices it was computed with, for the ledger; none of them for
+    an unpriced model or a call whose billing is unknown (None, never $0)."""
+    if priced is None:
+        return {"cost_usd": None}
+    price = priced.price
     return {
+        "cost_usd": priced.usd,
+        "cache_savings_usd": priced.cache_savings_usd,
         "input_cost_per_token": price.input_cost_per_token,
         "output_cost_per_token": price.output_cost_per_token,
         "cache_read_input_token_cost": price.cache_read_input_token_cost,
+        "cache_creation_input_token_cost": price.cache_creation_input_token_cost,
         "price_source": price.source,
     }
 

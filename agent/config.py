@@ -44,12 +44,20 @@ class ModelEntry(_Strict):
     api_base: str | None = None
     api_key: str | None = None
     api_version: str | None = None
-    # For models LiteLLM's price map does not know (local servers, new releases).
+    # For models LiteLLM's price map does not know (local servers, new releases), or knows
+    # wrong. Prices in USD per token; given, they replace LiteLLM's whole price for the model.
     context_window: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
-    input_cost_per_token: float | None = Field(default=None, ge=0)
-    output_cost_per_token: float | None = Field(default=None, ge=0)
-    cache_read_input_token_cost: float | None = Field(default=None, ge=0)
+    input_cost_per_token: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    output_cost_per_token: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_read_input_token_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # Writing the prompt cache (Anthropic, Bedrock): 5-minute writes, and 1-hour writes.
+    cache_creation_input_token_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    cache_creation_input_token_cost_above_1hr: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False
+    )
+    # Where the prices come from and when they were checked; recorded with every call.
+    price_source: str | None = Field(default=None, max_length=200)
     # auto and json_schema: ask for the JSON schema through response_format (auto stops asking
     # for the run if the provider refuses the parameter); prompt: only describe it in the prompt.
     structured_output: Literal["auto", "json_schema", "prompt"] = "auto"
@@ -69,12 +77,25 @@ class ModelEntry(_Strict):
     def _prices_come_in_pairs(self) -> ModelEntry:
         if (self.input_cost_per_token is None) != (self.output_cost_per_token is None):
             raise ValueError("give both input_cost_per_token and output_cost_per_token, or neither")
+        # A price is one source's: cache prices on top of LiteLLM's would mix two.
+        extra = [name for name in _PRICE_DETAILS if getattr(self, name) is not None]
+        if extra and self.input_cost_per_token is None:
+            raise ValueError(
+                f"{', '.join(extra)} needs input_cost_per_token and output_cost_per_token too"
+            )
         return self
 
     @property
     def provider(self) -> str:
         return self.model.split("/", 1)[0] if "/" in self.model else "openai"
 
+
+_PRICE_DETAILS = (
+    "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "cache_creation_input_token_cost_above_1hr",
+    "price_source",
+)
 
 SENSITIVE = (
     ".env",

@@ -9,6 +9,7 @@ from agent.client import ModelClient
 from agent.config import ReviewSettings
 from agent.ledger import Recorder
 from agent.providers import ModelFacts, ResolvedModel
+from agent.spending import BudgetGuard
 
 
 class Progress(Protocol):
@@ -32,3 +33,5 @@ class ReviewContext:
     recorder: Recorder | None = None  # None for dry runs
     client: ModelClient | None = None  # None for dry runs and empty diffs
     progress: Progress = field(default_factory=NoProgress)
+    budget: BudgetGuard | None = None  # the team's budget, when it has one
+    notes: tuple[str, ...] = ()  # said before the graph ran (a budget that could not be read)

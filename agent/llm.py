@@ -17,12 +17,13 @@ import logging
 import math
 import os
 import re
+from dataclasses import replace
 from functools import cache
 from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
-from agent.client import Completion, ModelRequest, Usage
+from agent.client import Completion, ModelRequest
 from agent.config import env_refs
 from agent.errors import (
     ContentPolicyError,
@@ -33,7 +34,8 @@ from agent.errors import (
     RequestRejectedError,
     TransientError,
 )
-from agent.providers import ModelFacts, Price, ResolvedModel
+from agent.pricing import Price, TokenUsage, usage_from
+from agent.providers import ModelFacts, ResolvedModel
 from agent.redact import guard_logger
 
 # Without these litellm fetches its price map at import, loads a .env from the working
@@ -78,29 +80,8 @@ def price_map_source() -> str:
 # --- what is known about a model ------------------------------------------------------------
 
 
-def _register(model: ResolvedModel) -> None:
-    """Prices and window from providers.yaml go into LiteLLM so its cost functions apply them
-    (including cache-read prices) exactly as for the models it knows."""
-    entry = model.entry
-    info: dict[str, Any] = {"litellm_provider": entry.provider, "mode": "chat"}
-    for src, dst in (
-        ("context_window", "max_input_tokens"),
-        ("max_output_tokens", "max_output_tokens"),
-        ("input_cost_per_token", "input_cost_per_token"),
-        ("output_cost_per_token", "output_cost_per_token"),
-        ("cache_read_input_token_cost", "cache_read_input_token_cost"),
-    ):
-        value = getattr(entry, src)
-        if value is not None:
-            info[dst] = value
-    # Only with prices: a model registered without them would be priced at $0, not unknown.
-    if entry.input_cost_per_token is not None:
-        litellm().register_model({entry.model: info})
-
-
 def model_facts(model: ResolvedModel) -> ModelFacts:
     lib = litellm()
-    _register(model)
     try:
         info = lib.get_model_info(model.litellm_model)
     except Exception:  # litellm raises a bare Exception for models it does not know
@@ -117,6 +98,12 @@ def model_facts(model: ResolvedModel) -> ModelFacts:
 
 
 def _price(model: ResolvedModel, info: dict[str, Any]) -> Price | None:
+    """providers.yaml's price when it gives one, else LiteLLM's map; None when neither knows.
+
+    The call is priced by ``pricing.cost`` from these rates, not by LiteLLM's
+    ``completion_cost``: its one float cannot say which rates it applied (so the ledger could
+    not store them), it is 0.0 rather than unknown for models it cannot price, and it drops
+    the Vertex regional uplift unless told the location."""
     entry = model.entry
     if entry.input_cost_per_token is not None and entry.output_cost_per_token is not None:
         # Configured on purpose, zero included (a local server costs nothing per token).
@@ -124,20 +111,76 @@ def _price(model: ResolvedModel, info: dict[str, Any]) -> Price | None:
             entry.input_cost_per_token,
             entry.output_cost_per_token,
             entry.cache_read_input_token_cost,
-            "providers.yaml",
+            f"providers.yaml ({entry.price_source})" if entry.price_source else "providers.yaml",
+            entry.cache_creation_input_token_cost,
+            entry.cache_creation_input_token_cost_above_1hr,
         )
-    prompt, completion = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-    if prompt is None or completion is None:
-        return None
+    price = _map_price(info)
+    return None if price is None else _uplifted(price, model, info)
+
+
+_TIER = re.compile(r"^input_cost_per_token_above_(\d+)(k?)_tokens$")
+
+
+def _map_price(info: dict[str, Any]) -> Price | None:
+    prompt, completion = _rate(info, "input_cost_per_token"), _rate(info, "output_cost_per_token")
     # LiteLLM's map lists retired and router models at 0/0: that is "no price", not "free".
-    if not prompt and not completion:
+    if prompt is None or completion is None or not (prompt or completion):
         return None
-    return Price(
-        float(prompt),
-        float(completion),
-        info.get("cache_read_input_token_cost"),
-        price_map_source(),
+
+    keys = (
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "cache_read_input_token_cost",
+        "cache_creation_input_token_cost",
+        "cache_creation_input_token_cost_above_1hr",
     )
+    cache: dict[str, Any] = {k: _rate(info, k) for k in keys[2:]}
+    base = replace(Price(prompt, completion, None, price_map_source()), **cache)
+    tiers = []
+    for key in info:
+        if (found := _TIER.match(key)) and _rate(info, key) is not None:
+            # Above the threshold every rate the map lists applies; the rest stay the base's.
+            above = f"_above_{found[1]}{found[2]}_tokens"
+            listed: dict[str, Any] = {
+                k: r for k in keys if (r := _rate(info, k + above)) is not None
+            }
+            tiers.append((int(found[1]) * (1000 if found[2] else 1), replace(base, **listed)))
+    return replace(base, tiers=tuple(sorted(tiers, key=lambda t: t[0])))
+
+
+def _rate(info: dict[str, Any], key: str) -> float | None:
+    value = info.get(key)
+    try:
+        rate = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return rate if rate is not None and math.isfinite(rate) and rate >= 0 else None
+
+
+def _uplifted(price: Price, model: ResolvedModel, info: dict[str, Any]) -> Price:
+    """The map's price with the uplift the endpoint adds, where the map says there is one:
+    Vertex AI's regional (non-global) endpoints, OpenAI's regional data-residency hosts.
+    Resolved as LiteLLM resolves them when it sends the call."""
+    from litellm.litellm_core_utils.llm_cost_calc.utils import (
+        get_regional_uplift_multiplier,
+        get_vertex_regional_endpoint_uplift,
+    )
+    from litellm.llms.openai.data_residency import infer_openai_data_residency
+
+    if model.provider.startswith("vertex_ai"):
+        from litellm.llms.vertex_ai.vertex_llm_base import VertexBase
+
+        name = model.litellm_model.split("/", 1)[-1]
+        location = VertexBase.get_vertex_region(VertexBase.safe_get_vertex_ai_location({}), name)
+        factor = get_vertex_regional_endpoint_uplift(info, location)  # type: ignore[arg-type]
+        if factor != 1.0:
+            return price.scaled(factor, f"Vertex AI regional endpoint {location}")
+    residency = infer_openai_data_residency(model.provider, model.api_base)
+    factor = get_regional_uplift_multiplier(info, residency)  # type: ignore[arg-type]
+    if factor != 1.0:
+        return price.scaled(factor, f"OpenAI {residency} data residency")
+    return price
 
 
 # --- the transport --------------------------------------------------------------------------
@@ -190,62 +233,20 @@ class LiteLLMTransport:
             raise TransientError(
                 f"{model.name} sent a reply with no message in it ({type(exc).__name__})"
             ) from None
-        usage = _usage(response)
-        return Completion(
-            content=content,
-            truncated=finish == "length",
-            usage=usage,
-            cost_usd=_cost(response, request, usage),
-        )
+        return Completion(content=content, truncated=finish == "length", usage=_usage(response))
 
 
-def _usage(response: Any) -> Usage:
+def _usage(response: Any) -> TokenUsage:
+    """The usage block LiteLLM normalized from the provider's (see ``pricing``); all zeros
+    when the provider sent none (some streams, some local servers)."""
     usage = getattr(response, "usage", None)
-    raw: dict[str, Any] = usage.model_dump() if usage is not None else {}
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    return Usage(
-        prompt_tokens=_count(raw.get("prompt_tokens")),
-        completion_tokens=_count(raw.get("completion_tokens")),
-        cached_tokens=_count(prompt_details.get("cached_tokens")),
-        cache_write_tokens=_count(raw.get("cache_creation_input_tokens")),
-        reasoning_tokens=_count(completion_details.get("reasoning_tokens")),
-        raw=json.loads(json.dumps(raw, default=str)) if raw else None,
-    )
-
-
-def _count(value: Any) -> int:
     try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _cost(response: Any, request: ModelRequest, usage: Usage) -> float | None:
-    """The call's cost from the provider's usage and the model's known price; None when the
-    model has no price. LiteLLM's own ``response_cost`` is not trusted: it is 0.0, not None,
-    for models it cannot price."""
-    price = request.price
-    if price is None:
-        return None
-    try:
-        cost = float(
-            litellm().completion_cost(
-                completion_response=response, model=request.model.litellm_model
-            )
-        )
-    except Exception:  # litellm cannot price it: apply the known price ourselves
-        cost = -1.0
-    expected = price.estimate(usage.prompt_tokens, usage.completion_tokens)
-    if not math.isfinite(cost) or cost < 0 or (cost == 0 and expected > 0):
-        # Cached input is cheaper than the list price; without LiteLLM's figure, bill the
-        # cached part at its own price when one is known.
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
-        cache_price = price.cache_read_input_token_cost
-        if cache_price is not None and cached:
-            expected -= cached * (price.input_cost_per_token - cache_price)
-        cost = expected
-    return cost
+        raw: dict[str, Any] = usage.model_dump() if usage is not None else {}
+    except (AttributeError, TypeError):
+        raw = {}
+    parsed = usage_from(json.loads(json.dumps(raw, default=str)) if raw else None)
+    # LiteLLM fills in a block of zeros when the provider sent none: that is no usage.
+    return parsed if parsed.reported else TokenUsage()
 
 
 # --- provider errors ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from langgraph.runtime import Runtime
 from agent import masking, prompts, replies, synthesis
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
-from agent.client import ModelClient
+from agent.client import Endpoint, ModelClient
 from agent.context import ReviewContext
 from agent.diff import parse_diff
 from agent.errors import (
@@ -51,12 +51,32 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert state.diff is not None
-    made = make_plan(state.diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
-    limit = ctx.settings.max_cost_usd
+    diff = state.diff
+    made = make_plan(diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
     refused = None
-    if limit is not None and made.cost_usd is not None and made.cost_usd > limit and made.chunks:
+    notes = list(ctx.notes)
+    if ctx.budget is not None:
+        decision = ctx.budget.decide(
+            made,
+            ctx.model,
+            lambda m, facts: make_plan(diff, facts, ctx.settings, m.name, m.litellm_model),
+        )
+        refused = decision.refused
+        if decision.note:
+            notes.append(decision.note)
+        if decision.switch_to and decision.facts and decision.plan:
+            made = decision.plan
+            if ctx.client is not None:
+                ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
+            if ctx.recorder is not None:
+                ctx.recorder.update_run(model_name=decision.switch_to.name)
+    if notes:
+        made = replace(made, notes=(*notes, *made.notes))
+    limit = ctx.settings.max_cost_usd
+    cost = made.cost_usd
+    if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:
         refused = (
-            f"not sent: the estimated cost ${made.cost_usd:.4f} is over the limit ${limit:.4f} "
+            f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
             "(review.max_cost_usd, --max-cost)"
         )
     if not state.dry_run:

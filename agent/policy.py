@@ -8,14 +8,19 @@ they always set the code.
     high-risk      the review rates the change high risk                exit 5
     secrets        credentials were found in the diff (and masked)       exit 5
     high-priority  the review asks at least one high-priority question  exit 5
-    budget         the plan's estimated cost was over --max-cost: nothing was sent   exit 5
+    budget         nothing was sent: the plan's estimated cost was over --max-cost, or
+                   over what the team's monthly budget has left (its policy: refuse)  exit 5
     none           report only, never fail on the review's content
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.errors import InputError
-from agent.result import Review
+
+if TYPE_CHECKING:  # ``ownit ledger check`` shares the exit codes without the review's imports
+    from agent.result import Review
 
 GATES = ("incomplete", "high-risk", "secrets", "high-priority", "budget")
 DEFAULT = ("incomplete",)
@@ -48,7 +53,7 @@ def failed(review: Review, fail_on: frozenset[str]) -> list[str]:
     if "high-priority" in fail_on and any(q.priority == "high" for q in review.questions):
         held.append("high-priority: the author has high-priority questions to answer")
     if "budget" in fail_on and review.over_budget:
-        held.append("budget: the review's estimated cost is over the limit (--max-cost)")
+        held.append("budget: the review's estimated cost is over its limit or budget")
     return held
 
 

@@ -13,21 +13,7 @@ from pydantic import SecretStr
 
 from agent.config import Config, ModelEntry, env_refs, expand_env
 from agent.errors import ConfigError, NoModelError
-
-
-@dataclass(frozen=True)
-class Price:
-    """Per-token prices of a model, and where they come from."""
-
-    input_cost_per_token: float
-    output_cost_per_token: float
-    cache_read_input_token_cost: float | None
-    source: str  # "providers.yaml", or "litellm <version> price map"
-
-    def estimate(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return prompt_tokens * self.input_cost_per_token + (
-            completion_tokens * self.output_cost_per_token
-        )
+from agent.pricing import Price
 
 
 @dataclass(frozen=True)

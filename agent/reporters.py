@@ -22,7 +22,7 @@ from rich.console import Console
 
 from agent.forge import MAX_COMMENT, Comment, Forge, ForgeError
 from agent.redact import redact
-from agent.render import RENDERERS, write_artifacts
+from agent.render.artifacts import RENDERERS, write_artifacts
 from agent.render.comment import MARKER, Previous, previous_state, render_comment
 from agent.render.markdown import render_markdown
 from agent.render.safe import one_line

@@ -23,7 +23,7 @@ from agent.client import Endpoint, ModelClient, Transport
 from agent.config import Config, load_config
 from agent.context import NoProgress, Progress, ReviewContext
 from agent.diff import parse_diff
-from agent.errors import DiffParseError, LedgerError, RunInterrupted
+from agent.errors import ConfigError, DiffParseError, LedgerError, RunInterrupted
 from agent.forge import forge_for, parse_pull_url
 from agent.graph import build_graph
 from agent.ledger import LedgerStore, Recorder, RunInfo
@@ -38,6 +38,7 @@ from agent.sources import DiffSource, from_file, from_git, from_stdin
 from agent.sources.ci import CIRun
 from agent.sources.codeowners import find_codeowners, parse_codeowners, team_for_change
 from agent.sources.host import from_ci, from_forge
+from agent.spending import BudgetGuard, guard_for
 from agent.state import ChunkResult, InputState
 
 
@@ -169,7 +170,19 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     model = choose_model(config, request.model, require_usable=False)
     facts = model_facts(model)
     run = _run_info(request, source, model, config)
-    ctx = ReviewContext(settings=config.review, model=model, facts=facts)
+    store = _ledger_for_reading(request.ledger_url)
+    try:
+        guard, budget_note = _budget(store, run.team, config)
+    finally:
+        if store is not None:
+            store.close()
+    ctx = ReviewContext(
+        settings=config.review,
+        model=model,
+        facts=facts,
+        budget=guard,
+        notes=(budget_note,) if budget_note else (),
+    )
     start = InputState(source, run, dry_run=True, mask=request.mask)
     out = await build_graph().ainvoke(start, context=ctx)
     plan: Plan = out["plan"]
@@ -215,6 +228,20 @@ def open_ledger(url: str | None) -> tuple[LedgerStore | None, LedgerError | None
     return store, None
 
 
+def _ledger_for_reading(url: str | None) -> LedgerStore | None:
+    """A dry run reads the team's budget if it can; a ledger it cannot open changes nothing."""
+    try:
+        return LedgerStore(url)
+    except (LedgerError, ConfigError):
+        return None
+
+
+def _budget(
+    store: LedgerStore | None, team: str | None, config: Config
+) -> tuple[BudgetGuard | None, str | None]:
+    return guard_for(store, team, tuple(catalogue(config)), model_facts)
+
+
 def _fallbacks(config: Config, model: ResolvedModel) -> tuple[list[ResolvedModel], list[str]]:
     usable, notes = [], []
     for name in config.fallback_chain(model.name):
@@ -256,6 +283,7 @@ async def run_review(
     remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
     endpoints = [Endpoint(m, model_facts(m)) for m in chain]
     client = ModelClient(endpoints, transport or LiteLLMTransport(redact), recorder, config.review)
+    guard, budget_note = (None, None) if empty else _budget(store, run.team, config)
     ctx = ReviewContext(
         settings=config.review,
         model=model,
@@ -263,6 +291,8 @@ async def run_review(
         recorder=recorder,
         client=None if empty else client,
         progress=progress or NoProgress(),
+        budget=guard,
+        notes=(budget_note,) if budget_note else (),
     )
     seen: dict[str, Any] = {"results": []}
     interrupted: str | None = None

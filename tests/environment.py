@@ -9,7 +9,11 @@ VENDOR_ENV = (
     "ANTHROPIC_API_BASE",
     "ANTHROPIC_BASE_URL",
     "GEMINI_API_KEY",
+    "GEMINI_API_BASE",
     "GOOGLE_API_KEY",
+    # Where a Vertex AI call goes decides its price (a regional endpoint costs 10% more).
+    "VERTEXAI_LOCATION",
+    "VERTEX_LOCATION",
     "MISTRAL_API_KEY",
     "OLLAMA_API_BASE",
     "AZURE_API_KEY",

@@ -85,7 +85,6 @@ class FakeTransport:
 
         prompt = math.ceil(count_messages(request.messages) * self.token_ratio)
         completion = count_tokens(content)
-        cost = request.price.estimate(prompt, completion) if request.price else None
         return Completion(
             content=content,
             truncated=truncated,
@@ -94,7 +93,6 @@ class FakeTransport:
                 completion_tokens=completion,
                 raw={"prompt_tokens": prompt, "completion_tokens": completion},
             ),
-            cost_usd=cost,
         )
 
     def purposes(self) -> list[str]:

@@ -832,6 +832,21 @@ def respond(
     flaky_hang_ms: int = 3000,
 ) -> Reply:
     """What to answer one POST: ``attempt`` is how often this server saw ``raw`` before."""
+    path, usage = UsageSwitches.parse(path)
+    if gemini := GEMINI_PATH.search(path):
+        return _gemini(gemini[1], raw, body, headers or {}, attempt, flaky_hang_ms, usage)
+    reply = _respond_chat(path, raw, body, headers, attempt, flaky_hang_ms)
+    return usage.apply(reply, anthropic=path.endswith("/v1/messages"))
+
+
+def _respond_chat(
+    path: str,
+    raw: bytes,
+    body: Any,
+    headers: dict[str, str] | None,
+    attempt: int,
+    flaky_hang_ms: int,
+) -> Reply:
     headers = headers or {}
     anthropic = path.endswith("/v1/messages")
     if not anthropic and not path.endswith("/chat/completions"):
@@ -855,6 +870,161 @@ def respond(
             delay_ms=reply.delay_ms + sw.hang, outcome=_join("hang", reply.outcome)
         )
     return reply
+
+
+# --- usage blocks as the vendors report cached, cache-write and reasoning tokens ---------------
+
+USAGE_PREFIX = re.compile(r"^/usage/([^/]+)(/.*)$")
+USAGE_COUNT = re.compile(r"(cached|write|hour|think)(\d+)")
+
+
+@dataclass(frozen=True)
+class UsageSwitches:
+    """Usage switches, from a path prefix ``/usage/<switches>/``: the model name must stay the
+    real one for the model to be priced. ``cached<N>``: N prompt tokens read from the cache;
+    ``write<N>``: N written to it (Anthropic), ``hour<N>`` of them for an hour; ``think<N>``: N
+    reasoning tokens, billed as output but not in the reply; ``nousage``: no usage block at all
+    (as some streams and local servers answer). Joined with ``-``: ``/usage/cached1024-think300``.
+    """
+
+    cached: int = 0
+    write: int = 0
+    hour: int = 0
+    think: int = 0
+    nousage: bool = False
+
+    @classmethod
+    def parse(cls, path: str) -> tuple[str, UsageSwitches]:
+        found = USAGE_PREFIX.match(path)
+        if not found:
+            return path, cls()
+        counts = {name: int(n) for name, n in USAGE_COUNT.findall(found[1])}
+        return found[2], cls(**counts, nousage="nousage" in found[1])
+
+    def apply(self, reply: Reply, *, anthropic: bool) -> Reply:
+        usage = (reply.payload or {}).get("usage")
+        if reply.status != 200 or not isinstance(usage, dict) or self == UsageSwitches():
+            return reply
+        payload = dict(reply.payload or {})
+        if self.nousage:
+            del payload["usage"]
+            return reply._replace(payload=payload)
+        usage = dict(usage)
+        if anthropic:
+            # input_tokens is the uncached rest; thinking is inside output_tokens.
+            total = usage["input_tokens"]
+            read = min(self.cached, total)
+            write = min(self.write, total - read)
+            hour = min(self.hour, write)
+            usage["input_tokens"] = total - read - write
+            usage["cache_read_input_tokens"] = read
+            usage["cache_creation_input_tokens"] = write
+            usage["cache_creation"] = {
+                "ephemeral_5m_input_tokens": write - hour,
+                "ephemeral_1h_input_tokens": hour,
+            }
+            usage["output_tokens"] += self.think
+        else:
+            # prompt_tokens counts the cached ones; completion_tokens the reasoning ones.
+            details = dict(usage.get("prompt_tokens_details") or {})
+            details["cached_tokens"] = min(self.cached, usage["prompt_tokens"])
+            usage["prompt_tokens_details"] = details
+            reasoning = dict(usage.get("completion_tokens_details") or {})
+            reasoning["reasoning_tokens"] = self.think
+            usage["completion_tokens_details"] = reasoning
+            usage["completion_tokens"] += self.think
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        payload["usage"] = usage
+        return reply._replace(payload=payload)
+
+
+# --- Gemini (generateContent) -----------------------------------------------------------------
+
+GEMINI_PATH = re.compile(r"/models/([^/:]+):generateContent$")
+GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
+GEMINI_STATUS |= {404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+def _gemini_text(content: Any) -> str:
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return "\n".join(str(p.get("text", "")) for p in parts or [] if isinstance(p, dict))
+
+
+def _gemini(
+    model: str,
+    raw: bytes,
+    body: Any,
+    headers: dict[str, str],
+    attempt: int,
+    flaky_hang_ms: int,
+    usage: UsageSwitches,
+) -> Reply:
+    """A generateContent request answered as Gemini does, by way of the chat path: the same
+    model output, in ``candidates`` with a ``usageMetadata`` block (thoughts counted apart from
+    the candidates, cached tokens inside the prompt count)."""
+    if not isinstance(body, dict):
+        body = {}
+
+    def field(data: JSON, camel: str) -> Any:  # the API takes camelCase and snake_case alike
+        snake = re.sub(r"([A-Z])", lambda m: "_" + m[1].lower(), camel)
+        return data.get(camel, data.get(snake))
+
+    config = field(body, "generationConfig")
+    config = config if isinstance(config, dict) else {}
+    schema = field(config, "responseJsonSchema") or field(config, "responseSchema")
+    chat: JSON = {
+        "model": model,
+        "system": _gemini_text(field(body, "systemInstruction")),
+        "messages": [
+            {
+                "role": "assistant" if c.get("role") == "model" else "user",
+                "content": _gemini_text(c),
+            }
+            for c in body.get("contents") or []
+            if isinstance(c, dict)
+        ],
+    }
+    if isinstance(schema, dict):
+        chat["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+    if isinstance(limit := field(config, "maxOutputTokens"), int):
+        chat["max_tokens"] = limit
+    reply = _respond_chat("/v1/chat/completions", raw, chat, headers, attempt, flaky_hang_ms)
+    if reply.status != 200 or not reply.payload:
+        error = (reply.payload or {}).get("error") or {}
+        status = GEMINI_STATUS.get(reply.status, "UNKNOWN")
+        payload = {
+            "error": {"code": reply.status, "message": error.get("message"), "status": status}
+        }
+        return reply._replace(payload=payload if reply.payload else None)
+    choice = reply.payload["choices"][0]
+    counts = reply.payload["usage"]
+    prompt, visible = counts["prompt_tokens"], counts["completion_tokens"]
+    cached = min(usage.cached, prompt)
+    meta: JSON = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": visible,
+        "totalTokenCount": prompt + visible + usage.think,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if cached:
+        meta["cachedContentTokenCount"] = cached
+        meta["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    if usage.think:
+        meta["thoughtsTokenCount"] = usage.think
+    payload = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": choice["message"]["content"]}], "role": "model"},
+                "finishReason": "MAX_TOKENS" if choice["finish_reason"] == "length" else "STOP",
+                "index": 0,
+            }
+        ],
+        "modelVersion": model,
+        "responseId": _token(raw, "gemini", 22),
+    }
+    if not usage.nousage:
+        payload["usageMetadata"] = meta
+    return reply._replace(payload=payload)
 
 
 def _join(name: str, outcome: str) -> str:
@@ -925,12 +1095,20 @@ def billed_usage(reply: Reply, body: Any) -> tuple[str, int, int] | None:
     """(model, prompt tokens, completion tokens) a vendor bills for this reply, if any."""
     if reply.status != 200 or not reply.payload or not isinstance(body, dict):
         return None
-    usage = reply.payload.get("usage")
+    usage = reply.payload.get("usage") or reply.payload.get("usageMetadata")
     if not isinstance(usage, dict):
         return None
-    prompt: int = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
-    completion: int = usage.get("completion_tokens", usage.get("output_tokens")) or 0
-    return str(body.get("model", "")), prompt, completion
+    prompt: int = (
+        usage.get("prompt_tokens", usage.get("input_tokens", usage.get("promptTokenCount"))) or 0
+    )
+    completion: int = (
+        usage.get(
+            "completion_tokens", usage.get("output_tokens", usage.get("candidatesTokenCount"))
+        )
+        or 0
+    )
+    model = body.get("model") or reply.payload.get("modelVersion", "")  # Gemini: in the path
+    return str(model), prompt, completion
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -14,7 +14,8 @@ from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, parse_diff
 from agent.errors import ConfigError
 from agent.plan import chunk_overhead, estimate_cost, make_plan
-from agent.providers import ModelFacts, Price
+from agent.pricing import Price
+from agent.providers import ModelFacts
 from agent.tokens import count_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,7 +345,8 @@ def test_planning_does_not_import_litellm(tmp_path: Path) -> None:
         from agent.config import ReviewSettings
         from agent.diff import parse_diff
         from agent.plan import estimate_cost, make_plan
-        from agent.providers import ModelFacts, Price
+        from agent.pricing import Price
+        from agent.providers import ModelFacts
 
         diff = parse_diff(open({str(EXAMPLE)!r}, "rb").read())
         facts = ModelFacts(200_000, True, 8192, Price(3e-6, 15e-6, None, "t"), True)

@@ -423,3 +423,25 @@ def test_a_price_without_its_pair_is_rejected(tmp_path: Path) -> None:
     cfg.write_text("models:\n  m:\n    model: openai/x\n    input_cost_per_token: 0.000001\n")
     with pytest.raises(ConfigError, match="input_cost_per_token and output_cost_per_token"):
         load_config(explicit=cfg)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["cache_read_input_token_cost: 0.0000001", "price_source: our contract"],
+)
+def test_cache_prices_and_a_source_need_the_model_priced_here(tmp_path: Path, extra: str) -> None:
+    """A price is one source's: a cache price on top of LiteLLM's rates would mix two."""
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"models:\n  m:\n    model: openai/x\n    {extra}\n")
+    with pytest.raises(ConfigError, match="needs input_cost_per_token and output_cost_per_token"):
+        load_config(explicit=cfg)
+
+
+def test_an_infinite_price_is_rejected(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        "models:\n  m:\n    model: openai/x\n"
+        "    input_cost_per_token: .inf\n    output_cost_per_token: 0.000001\n"
+    )
+    with pytest.raises(ConfigError):
+        load_config(explicit=cfg)

@@ -29,7 +29,8 @@ from agent.config import Config, ReviewSettings, load_config, user_config_path
 from agent.diff import Diff, DiffLine, FileDiff, FileStatus, Hunk, LineKind, parse_diff
 from agent.errors import ConfigError, DiffParseError, InputError
 from agent.plan import Plan, make_plan
-from agent.providers import ModelFacts, Price
+from agent.pricing import Price
+from agent.providers import ModelFacts
 from agent.tokens import count_tokens
 
 FUZZ_SETTINGS = settings(
@@ -893,6 +894,9 @@ _MODEL_KEYS = [
     "input_cost_per_token",
     "output_cost_per_token",
     "cache_read_input_token_cost",
+    "cache_creation_input_token_cost",
+    "cache_creation_input_token_cost_above_1hr",
+    "price_source",
     "structured_output",
 ]
 _REVIEW_KEYS = [

@@ -36,40 +36,17 @@ from agent.ledger import (
 from agent.ledger.migrations import MIGRATIONS, migrate
 from agent.ledger.recorder import spool_name
 from agent.ledger.records import call_key, outcome_rank
+from agent.ledger.reports import ReportQuery
+from agent.ledger.spend import build
 from agent.ledger.store import host_name
+from tests.ledger_db import postgres_url, sa_url
 
-PG_ENV = "OWNIT_TEST_DATABASE_URL"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ALL_MIGRATIONS = [name for name, _ in MIGRATIONS]
 PYDANTIC_WORDING = ("errors.pydantic.dev", "Input should be", "validation error for")
 
 
 # --- shared helpers (also used by test_migrations.py and test_ledger_concurrency.py) ----------
-
-
-def sa_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def drop_ownit_tables(url: str) -> None:
-    engine = sa.create_engine(sa_url(url))
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS calls, runs, ownit_migrations CASCADE"))
-    finally:
-        engine.dispose()
-
-
-def postgres_url() -> str:
-    """The test PostgreSQL database with no ownit tables in it (skips without one)."""
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set")
-    drop_ownit_tables(url)
-    return url
 
 
 def create_m001_ledger(url: str, keys: list[str]) -> None:
@@ -216,33 +193,6 @@ def block_directory(base: Path) -> Path:
 # --- fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store' / 'ledger.db'}"
-    return postgres_url()
-
-
-@pytest.fixture
-def open_store(ledger_url: str) -> Iterator[Callable[[], LedgerStore]]:
-    """Opens (and at the end closes) stores on this test's ledger."""
-    opened: list[LedgerStore] = []
-
-    def _open() -> LedgerStore:
-        store = LedgerStore(ledger_url)
-        opened.append(store)
-        return store
-
-    yield _open
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_store: Callable[[], LedgerStore]) -> LedgerStore:
-    return open_store()
-
-
 @pytest.fixture
 def fresh_sqlite(tmp_path: Path) -> Iterator[LedgerStore]:
     """A second, empty ledger (where a spool is imported after the first one broke)."""
@@ -256,11 +206,17 @@ def fresh_sqlite(tmp_path: Path) -> Iterator[LedgerStore]:
 
 def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
     inspector = sa.inspect(store.engine)
-    assert {"runs", "calls", "ownit_migrations"} <= set(inspector.get_table_names())
+    tables = {"runs", "calls", "budgets", "chunk_cache", "spend_daily", "ownit_migrations"}
+    assert tables <= set(inspector.get_table_names())
     assert (
         applied_migrations(store)
         == ALL_MIGRATIONS
-        == ["m001_initial", "m002_write_ahead_and_prices", "m003_secret_masking"]
+        == [
+            "m001_initial",
+            "m002_write_ahead_and_prices",
+            "m003_secret_masking",
+            "m004_finance",
+        ]
     )
     calls = {c["name"] for c in inspector.get_columns("calls")}
     assert {"attempt", "estimated_prompt_tokens", "fallback_from", "price_source"} <= calls
@@ -632,9 +588,12 @@ def test_an_import_with_other_time_zones_is_stored_in_utc(store: LedgerStore) ->
     (row,) = store.calls()
     assert row.created_at == T0
     assert row.created_at.utcoffset() == timedelta(0)
-    since = (T0 - timedelta(minutes=1)).astimezone(paris)
-    assert [r["calls"] for r in store.spend(("team",), since=since)] == [1]
-    assert store.spend(("team",), since=(T0 + timedelta(minutes=1)).astimezone(paris)) == []
+    # 23:30 UTC is 01:30 the next day in Paris: spend counts on the UTC day.
+    late = T0.replace(hour=23, minute=30)
+    store.import_records([make_record(2, created_at=late.astimezone(paris))])
+    query = ReportQuery(("team",), "day", since=T0.date(), until=T0.date() + timedelta(days=1))
+    report = build(store, query, now=late)
+    assert [(r.period, r.calls) for r in report.rows] == [("2025-03-01", 2)]
 
 
 def _record_json(**changes: Any) -> dict[str, Any]:
@@ -955,84 +914,3 @@ def test_sqlite_path_that_is_a_directory_is_a_ledger_error(tmp_path: Path) -> No
         LedgerStore(f"sqlite:///{folder}")
     assert "cannot open" in info.value.message
     assert info.value.hint and "OWNIT_LEDGER_URL" in info.value.hint
-
-
-# --- spend --------------------------------------------------------------------------------------
-
-
-def test_spend_groups_sums_and_counts_unpriced_and_unknown_calls(store: LedgerStore) -> None:
-    records = [
-        make_record(1, team="a", repo="x", cost_usd=0.1, prompt_tokens=100, completion_tokens=10),
-        make_record(2, team="a", repo="x", cost_usd=0.2, prompt_tokens=200, completion_tokens=20),
-        # Billed with no price: unpriced.
-        make_record(3, team="a", repo="y", cost_usd=None, prompt_tokens=300, completion_tokens=30),
-        make_record(4, team="b", repo="x", cost_usd=1.23456789, prompt_tokens=400),
-        make_record(5, team="b", repo="x", cost_usd=None, outcome="invalid_output"),
-        # Not billed, no cost: neither unpriced nor unknown.
-        make_record(
-            6,
-            team="b",
-            repo="x",
-            cost_usd=None,
-            completion_tokens=0,
-            outcome="error",
-            prompt_tokens=0,
-        ),
-        make_record(
-            7,
-            team="b",
-            repo="x",
-            cost_usd=None,
-            completion_tokens=0,
-            outcome="pending",
-            prompt_tokens=0,
-        ),
-        # In flight when its run died: unknown.
-        make_record(
-            8,
-            team="b",
-            repo="x",
-            cost_usd=None,
-            completion_tokens=0,
-            outcome="unknown",
-            prompt_tokens=0,
-        ),
-    ]
-    assert store.import_records(records) == ImportResult(added=8)
-    rows = store.spend(("team", "repo"))
-    got = {(r["team"], r["repo"]): r for r in rows}
-    assert set(got) == {("a", "x"), ("a", "y"), ("b", "x")}
-
-    def summary(key: tuple[str, str]) -> tuple[int, int, int, int, int]:
-        r = got[key]
-        return (r["calls"], r["prompt_tokens"], r["completion_tokens"], r["unpriced"], r["unknown"])
-
-    assert summary(("a", "x")) == (2, 300, 30, 0, 0)
-    assert summary(("a", "y")) == (1, 300, 30, 1, 0)
-    assert summary(("b", "x")) == (5, 1400, 400, 1, 1)
-    assert got[("a", "x")]["cost_usd"] == 0.3  # rounded: 0.1 + 0.2 is not 0.3 in floats
-    assert got[("b", "x")]["cost_usd"] == 1.234568  # 6 decimals
-    assert got[("a", "y")]["cost_usd"] is None  # nothing priced: unknown, not zero
-    # Most expensive first; a group with no price at all last, on every database.
-    assert [(r["team"], r["repo"]) for r in rows] == [("b", "x"), ("a", "x"), ("a", "y")]
-
-    by_team = {r["team"]: r["calls"] for r in store.spend(("team",))}
-    assert by_team == {"a": 3, "b": 5}
-    by_pr = store.spend(("pr_number", "model"))
-    assert [(r["pr_number"], r["model"], r["calls"]) for r in by_pr] == [
-        (7, "openai/gpt-4.1-mini", 8)
-    ]
-
-
-def test_spend_since_leaves_out_older_calls(store: LedgerStore) -> None:
-    old = datetime(2024, 1, 1, tzinfo=UTC)
-    new = datetime(2025, 6, 1, tzinfo=UTC)
-    store.import_records(
-        [make_record(1, created_at=old, cost_usd=5.0), make_record(2, created_at=new)]
-    )
-    (row,) = store.spend(("repo",), since=datetime(2025, 1, 1, tzinfo=UTC))
-    assert (row["calls"], row["cost_usd"]) == (1, 0.01)
-
-
-def test_spend_on_an_empty_ledger_is_empty(store: LedgerStore) -> None:
-    assert store.spend(("team", "repo")) == []

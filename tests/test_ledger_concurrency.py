@@ -4,7 +4,8 @@ Parallel CI jobs share one PostgreSQL ledger, and reviews started together on a 
 SQLite file: the first of them to open a new ledger creates its tables while the others race it.
 Eight processes (spawned, so each has its own interpreter and connections) wait at a barrier,
 then each opens the ledger, which migrates it, and records 50 calls of its own run through the
-write-ahead recorder (pending, then answered). None may fail, and every call must be there once.
+write-ahead recorder (pending, then answered). None may fail, every call must be there once,
+and the spend rollup must add up to the calls exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pytest
 
 from agent.ledger import LedgerStore, Recorder, RunInfo
 from agent.ledger.migrations import MIGRATIONS
+from agent.ledger.reports import ReportQuery
+from agent.ledger.rollup import drift
+from agent.ledger.spend import build
 from agent.ledger.store import host_name
 from tests.test_ledger import postgres_url
 
@@ -107,9 +111,14 @@ def check_ledger(url: str) -> None:
         assert {(r.id, r.status) for r in store.runs()} == {
             (f"run-{n}", "complete") for n in range(PROCESSES)
         }
-        (row,) = store.spend(("team",))
-        assert row["calls"] == PROCESSES * CALLS
+        # Eight writers updating the same rollup rows at once: it still adds up exactly.
+        report = build(store, ReportQuery(("team",), None), now=datetime.now(UTC))
+        assert (report.total.calls, report.total.prompt_tokens) == (
+            PROCESSES * CALLS,
+            PROCESSES * sum(1000 + i for i in range(CALLS)),
+        )
         with store.engine.connect() as conn:
+            assert drift(conn) == []
             names = conn.exec_driver_sql("SELECT name FROM ownit_migrations").scalars().all()
         assert sorted(names) == sorted(name for name, _ in MIGRATIONS)
     finally:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.client import ModelRequest
+from agent import pricing
 from agent.config import ModelEntry
 from agent.errors import (
     ContentPolicyError,
@@ -18,8 +18,9 @@ from agent.errors import (
     RequestRejectedError,
     TransientError,
 )
-from agent.llm import _cost, _usage, litellm, model_facts, price_map_source, provider_error
-from agent.providers import Price, resolve
+from agent.llm import _usage, litellm, model_facts, price_map_source, provider_error
+from agent.pricing import Price
+from agent.providers import resolve
 from agent.redact import Redactor
 
 KEY = "sk-test-0123456789abcdefghij"
@@ -39,21 +40,10 @@ def response_for(model: str, prompt: int, completion: int, cached: int = 0) -> A
     )
 
 
-def request_for(model: str, price: Price | None) -> ModelRequest:
-    return ModelRequest(
-        model=resolve("m", ModelEntry(model=model), {}),
-        messages=[],
-        schema=None,
-        max_tokens=100,
-        temperature=0,
-        timeout=1,
-        price=price,
-    )
-
-
-def cost(model: str, price: Price | None, prompt: int, completion: int, cached: int = 0) -> Any:
-    response = response_for(model, prompt, completion, cached)
-    return _cost(response, request_for(model, price), _usage(response))
+def cost(price: Price | None, prompt: int, completion: int, cached: int = 0) -> float | None:
+    """What the ledger records for a reply with this usage (the client prices it so)."""
+    usage = _usage(response_for("m", prompt, completion, cached))
+    return None if price is None else pricing.cost(usage, price).usd
 
 
 # --- prices -------------------------------------------------------------------------------------
@@ -65,18 +55,19 @@ def test_providers_yaml_prices_price_the_call_and_say_so() -> None:
         context_window=16000,
         input_cost_per_token=0.000002,
         output_cost_per_token=0.000008,
+        price_source="our contract, 2026-11",
     )
     facts = model_facts(resolve("priced", entry, {}))
     assert facts.context_window == 16000 and facts.window_known
-    assert facts.price is not None and facts.price.source == "providers.yaml"
-    assert cost(entry.model, facts.price, 1000, 500) == pytest.approx(1000 * 2e-6 + 500 * 8e-6)
+    assert facts.price is not None
+    assert facts.price.source == "providers.yaml (our contract, 2026-11)"
+    assert cost(facts.price, 1000, 500) == pytest.approx(1000 * 2e-6 + 500 * 8e-6)
 
 
 def test_a_model_without_prices_is_unpriced_not_free() -> None:
     facts = model_facts(resolve("u", ModelEntry(model="openai/unpriced-local-model"), {}))
     assert facts.price is None
     assert facts.context_window == 8192 and not facts.window_known
-    assert cost("openai/unpriced-local-model", None, 1000, 500) is None
 
 
 @pytest.mark.parametrize(
@@ -97,7 +88,7 @@ def test_a_price_of_zero_configured_on_purpose_is_free() -> None:
     )
     facts = model_facts(resolve("ollama", entry, {}))
     assert facts.price is not None and facts.price.source == "providers.yaml"
-    assert cost(entry.model, facts.price, 1000, 500) == 0.0
+    assert cost(facts.price, 1000, 500) == 0.0
 
 
 def test_known_models_take_litellm_prices_window_and_source() -> None:
@@ -109,23 +100,21 @@ def test_known_models_take_litellm_prices_window_and_source() -> None:
     assert facts.price.source == price_map_source() and "litellm" in facts.price.source
     # Cached input is billed at its own price.
     expected = 500 * 4e-7 + 500 * 1e-7 + 100 * 1.6e-6
-    assert cost("openai/gpt-4.1-mini", facts.price, 1000, 100, cached=500) == pytest.approx(
-        expected
-    )
+    assert cost(facts.price, 1000, 100, cached=500) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
     "model",
     [
-        "claude-sonnet-4-20250514",  # LiteLLM's cost function answers 0.0 for it
-        "openai/not-in-any-map",  # LiteLLM's cost function raises for it
+        "claude-sonnet-4-20250514",  # LiteLLM's map lists it at 0/0
+        "openai/not-in-any-map",  # LiteLLM knows nothing of it
     ],
 )
-def test_a_known_price_wins_over_litellms_zero_or_failure(model: str) -> None:
-    """LiteLLM prices some models at 0.0 (not None) when it cannot price them; the price
-    configured in providers.yaml must win over that zero."""
-    price = Price(0.000003, 0.000015, None, "providers.yaml")
-    assert cost(model, price, 1000, 100) == pytest.approx(1000 * 3e-6 + 100 * 15e-6)
+def test_a_configured_price_wins_over_litellms_zero_or_nothing(model: str) -> None:
+    entry = ModelEntry(model=model, input_cost_per_token=3e-6, output_cost_per_token=15e-6)
+    facts = model_facts(resolve("m", entry, {}))
+    assert facts.price is not None and facts.price.source == "providers.yaml"
+    assert cost(facts.price, 1000, 100) == pytest.approx(1000 * 3e-6 + 100 * 15e-6)
 
 
 def test_every_model_gets_the_schema_unless_prompt_is_configured() -> None:

@@ -192,11 +192,13 @@ def test_recorded_replies_are_unchanged(srv: LLMServer) -> None:
         for it in yaml.safe_load(text)["interactions"]:
             request, recorded = it["request"], it["response"]
             path = urlsplit(request["uri"]).path
-            if not path.endswith(("/chat/completions", "/v1/messages")):
+            if not path.endswith(("/chat/completions", "/v1/messages", ":generateContent")):
                 continue  # a code host's traffic (tests/forge_server.py), not a model's
             auth = (
                 {"x-api-key": SECRET}
-                if path == ANTHROPIC
+                if path.endswith(ANTHROPIC)
+                else {"x-goog-api-key": SECRET}
+                if path.endswith(":generateContent")
                 else {"Authorization": f"Bearer {SECRET}"}
             )
             got = send(srv, path, request["body"].encode(), auth)
@@ -221,6 +223,58 @@ def test_normal_replies_and_accounting(srv: LLMServer) -> None:
         ("claude-local", True, True),
     ]
     assert len(srv.requests) == 3
+
+
+def test_usage_switches_shape_each_vendors_usage_block(srv: LLMServer) -> None:
+    """/usage/<switches>/ before the API path: cached, cache-write and reasoning tokens as each
+    vendor reports them, the prompt's total unchanged."""
+    prompt = prompt_of(srv, openai_body("gpt-4.1-mini"))
+    openai = send(srv, "/usage/cached1024-think300" + OPENAI, openai_body("gpt-4.1-mini"))
+    usage = openai.json()["usage"]
+    assert usage["prompt_tokens"] == prompt
+    assert usage["prompt_tokens_details"]["cached_tokens"] == min(1024, prompt)
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 300
+    plain = send(srv, OPENAI, openai_body("gpt-4.1-mini")).json()["usage"]
+    assert usage["completion_tokens"] == plain["completion_tokens"] + 300
+    assert review(openai)  # the reply itself is unchanged
+
+    body = anthropic_body("claude-sonnet-4-5")
+    total = prompt_of(srv, body, ANTHROPIC)
+    claude = send(srv, "/usage/cached100-write60-hour20-think5" + ANTHROPIC, body).json()["usage"]
+    assert (claude["cache_read_input_tokens"], claude["cache_creation_input_tokens"]) == (100, 60)
+    assert claude["input_tokens"] == total - 160  # Anthropic's input_tokens is the uncached rest
+    assert claude["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 40,
+        "ephemeral_1h_input_tokens": 20,
+    }
+
+    bare = send(srv, "/usage/nousage" + OPENAI, openai_body("gpt-local")).json()
+    assert "usage" not in bare and review(Answer(200, {}, json.dumps(bare).encode()))
+
+
+def test_gemini_generate_content(srv: LLMServer) -> None:
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": user_text()}]}],
+        "system_instruction": {"parts": [{"text": SYSTEM}]},
+        "generationConfig": {
+            "max_output_tokens": 4096,
+            "response_mime_type": "application/json",
+            "response_json_schema": SCHEMA,
+        },
+    }
+    path = "/usage/cached64-think40/v1beta/models/gemini-2.5-flash:generateContent"
+    answer = send(srv, path, body, {"x-goog-api-key": KEY})
+    assert answer.status == 200, answer.data
+    payload = answer.json()
+    [candidate] = payload["candidates"]
+    assert candidate["finishReason"] == "STOP" and candidate["content"]["role"] == "model"
+    chunk = json.loads(candidate["content"]["parts"][0]["text"])
+    assert chunk == review(send(srv, OPENAI, openai_body("gpt-local")))
+    meta = payload["usageMetadata"]
+    assert (meta["cachedContentTokenCount"], meta["thoughtsTokenCount"]) == (64, 40)
+    # Thoughts are outside candidatesTokenCount and inside the total, as Gemini counts them.
+    assert meta["totalTokenCount"] == meta["promptTokenCount"] + meta["candidatesTokenCount"] + 40
+    assert srv.billed[0][0] == "gemini-2.5-flash"
 
 
 def test_main_still_serves_on_a_port() -> None:

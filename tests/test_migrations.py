@@ -26,7 +26,7 @@ from agent.ledger.migrations import m001_initial
 from tests.test_ledger import create_m001_ledger, postgres_url
 
 # ownit's tables; ``ownit_migrations`` is the migrations' own bookkeeping, not a model.
-OWNIT_TABLES = {"runs", "calls"}
+OWNIT_TABLES = {"runs", "calls", "budgets", "chunk_cache", "spend_daily"}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -94,9 +94,11 @@ def test_an_upgrade_from_the_first_release_migrates_to_the_models_schema(
 def _mutated_models() -> sa.MetaData:
     """The models with one difference of each kind the comparison must notice."""
     meta = sa.MetaData()
-    for table in (Run.__table__, Call.__table__):  # type: ignore[attr-defined]
+    for table in SQLModel.metadata.tables.values():
         table.to_metadata(meta)
     calls, runs = meta.tables["calls"], meta.tables["runs"]
+    # Sums of a million calls' tokens and nano-dollars outgrow a 32-bit INTEGER.
+    meta.tables["spend_daily"].c.cost_nusd.type = sa.Integer()
     calls.c.model.nullable = True
     calls.c.latency_ms.type = sa.BigInteger()
     calls.c.attempt.server_default = sa.DefaultClause(sa.text("7"))
@@ -123,6 +125,7 @@ def test_the_comparison_notices_drift(blank_url: str, opened: list[LedgerStore])
     assert found == {
         ("modify_nullable", "model"),
         ("modify_type", "latency_ms"),
+        ("modify_type", "cost_nusd"),
         ("modify_default", "attempt"),
         ("add_constraint", "uq_calls_purpose"),
         ("remove_index", "ix_runs_status"),

@@ -30,7 +30,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from agent.ledger import CallRecord, RunInfo
 from agent.masking import Finding
-from agent.render import render_json
+from agent.render.artifacts import render_json
 from agent.render.codequality import render_codequality
 from agent.render.sarif import (
     AUTOMATION_ID,

@@ -27,7 +27,7 @@ from agent.diff import parse_diff
 from agent.ledger import RunInfo
 from agent.plan import Plan
 from agent.providers import resolve
-from agent.render import render_json
+from agent.render.artifacts import render_json
 from agent.render.markdown import footer, render_markdown
 from agent.render.safe import md_block, md_code, md_inline, one_line, rich_text, visible
 from agent.render.terminal import TerminalProgress, print_dry_run, print_review

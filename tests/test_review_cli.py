@@ -384,8 +384,10 @@ def test_ledger_unavailable_keeps_spend_and_import_is_idempotent(
         app, ["ledger", "import", str(out / "ownit-review.json"), "--ledger", good]
     )
     assert "0 call(s) added, 1 already present" in imported.output
-    report = runner.invoke(app, ["ledger", "report", "--by", "model", "--json", "--ledger", good])
-    rows = json.loads(report.stdout)
+    report = runner.invoke(
+        app, ["ledger", "report", "--by", "model", "--format", "json", "--ledger", good]
+    )
+    rows = json.loads(report.stdout)["rows"]
     assert rows[0]["calls"] == 1 and rows[0]["prompt_tokens"] == data["usage"]["prompt_tokens"]
 
 

@@ -23,7 +23,7 @@ from agent.diff import parse_diff
 from agent.errors import TransientError
 from agent.ledger import LedgerStore
 from agent.masking import mask
-from agent.render import write_artifacts
+from agent.render.artifacts import write_artifacts
 from agent.result import Review
 from agent.review import ReviewRequest, run_review
 from tests.conftest import SECRET

@@ -144,10 +144,87 @@ def m003_secret_masking(conn: Connection) -> None:
     )
 
 
+def m004_finance(conn: Connection) -> None:
+    """The finance ledger: budgets, the chunk cache, the daily spend rollup every report reads
+    (filled here from the calls already recorded), and what each call's price was made of."""
+    _add_columns(
+        conn,
+        "calls",
+        sa.Column("cache_creation_input_token_cost", sa.Float),
+        sa.Column("cache_savings_usd", sa.Float),
+        sa.Column("usage_estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+    )
+    # Reports read the rollup now; exports and repairs read calls in time order.
+    meta = sa.MetaData()
+    calls = sa.Table("calls", meta, sa.Column("team"), sa.Column("repo"), sa.Column("created_at"))
+    sa.Index("ix_calls_team_repo_created", calls.c.team, calls.c.repo, calls.c.created_at).drop(
+        conn
+    )
+    sa.Index("ix_calls_created_at", calls.c.created_at).create(conn)
+    sa.Table(
+        "budgets",
+        meta,
+        sa.Column("team", sa.String, primary_key=True),
+        sa.Column("starts", sa.Date, primary_key=True),
+        sa.Column("monthly_usd", sa.Float),
+        sa.Column("warn_at", sa.Float, nullable=False),
+        sa.Column("on_exceed", sa.String, nullable=False),
+        sa.Column("downgrade_to", sa.String),
+        sa.Column("set_at", _TZ, nullable=False),
+        sa.Column("set_by", sa.String),
+    )
+    cache = sa.Table(
+        "chunk_cache",
+        meta,
+        sa.Column("key", sa.String, primary_key=True),
+        sa.Column("prompt_version", sa.String, nullable=False),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("result", sa.JSON, nullable=False),
+        sa.Column("cost_usd", sa.Float),
+        sa.Column("created_at", _TZ, nullable=False),
+        sa.Column("last_used_at", _TZ, nullable=False),
+        sa.Column("hits", sa.Integer, nullable=False),
+    )
+    sa.Index("ix_chunk_cache_last_used_at", cache.c.last_used_at)
+    key = [
+        sa.Column(name, sa.String, primary_key=True, nullable=False) for name in ("team", "repo")
+    ]
+    sums = [
+        sa.Column(name, sa.BigInteger, nullable=False, server_default=sa.text("0"))
+        for name in (
+            "calls", "errors", "unknown_calls", "unpriced_calls", "estimated_calls",
+            "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
+            "reasoning_tokens", "cost_nusd", "cache_savings_nusd",
+        )
+    ]  # fmt: skip
+    sa.Table(
+        "spend_daily",
+        meta,
+        sa.Column("day", sa.Date, primary_key=True),
+        *key,
+        sa.Column("pr_number", sa.Integer, primary_key=True, autoincrement=False),
+        *(
+            sa.Column(name, sa.String, primary_key=True)
+            for name in ("author", "model_name", "model", "provider")
+        ),
+        *(sa.Column(name, sa.String, nullable=False) for name in ("week", "month", "quarter")),
+        *sums,
+        sqlite_with_rowid=False,
+    )
+    meta.create_all(
+        conn, tables=[meta.tables[n] for n in ("budgets", "chunk_cache", "spend_daily")]
+    )
+    # Derived data: filled by the rollup's own code, as every later write keeps it.
+    from agent.ledger.rollup import rebuild
+
+    rebuild(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_write_ahead_and_prices", m002_write_ahead_and_prices),
     ("m003_secret_masking", m003_secret_masking),
+    ("m004_finance", m004_finance),
 ]
 
 _applied = sa.Table(

@@ -12,11 +12,11 @@ The tables' schema is created and changed only by ``migrations.py``; a test comp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator, model_validator
-from sqlalchemy import JSON, DateTime, Index, String, text, true
+from sqlalchemy import JSON, BigInteger, DateTime, Index, String, false, text, true
 from sqlmodel import Field, SQLModel
 
 # PostgreSQL's INTEGER; a larger PR number is a mistake, not a PR.
@@ -151,7 +151,14 @@ class CallBase(SQLModel):
     input_cost_per_token: float | None = _cost()
     output_cost_per_token: float | None = _cost()
     cache_read_input_token_cost: float | None = _cost()
+    cache_creation_input_token_cost: float | None = _cost()
     price_source: str | None = None
+    # What the provider's cache saved against the full input price: cached reads at their
+    # discount, less the premium for writing the cache (negative when writing cost more).
+    cache_savings_usd: float | None = Field(default=None, schema_extra={"allow_inf_nan": False})
+    # The provider reported no usage (some streams, some local servers): the tokens were
+    # counted with the tokenizer and the cost is an estimate.
+    usage_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     latency_ms: int = Field(default=0, ge=0, le=MAX_INT)
     error: str | None = None
     # The provider's own usage block, so costs can be recomputed when prices change.
@@ -170,8 +177,8 @@ class CallBase(SQLModel):
 
 class Call(CallBase, table=True):
     __tablename__ = "calls"
-    # Spend reports group by these.
-    __table_args__ = (Index("ix_calls_team_repo_created", "team", "repo", "created_at"),)
+    # Exports and repairs read calls in time order; reports read the ``spend_daily`` rollup.
+    __table_args__ = (Index("ix_calls_created_at", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
 
@@ -191,3 +198,92 @@ class CallRecord(CallBase):
 
     def as_row(self) -> Call:
         return Call(**self.model_dump())
+
+
+# --- budgets, the chunk cache and the spend rollup --------------------------------------------
+
+OnExceed = Literal["refuse", "downgrade", "warn"]
+
+
+class Budget(SQLModel, table=True):
+    """A team's monthly budget from the month ``starts`` on, until a later row replaces it.
+    Rows are never rewritten, so last year's burn is measured against last year's budget."""
+
+    __tablename__ = "budgets"
+
+    team: str = Field(primary_key=True)
+    starts: date = Field(primary_key=True)  # the first day of the month it applies from
+    # None: no budget from this month on (``ownit ledger budget clear``).
+    monthly_usd: float | None = Field(default=None, ge=0, schema_extra={"allow_inf_nan": False})
+    warn_at: float = Field(default=0.8, gt=0, le=1)  # a fraction of the budget
+    # What ``ownit review`` does when the planned cost does not fit what is left: refuse to
+    # call, switch to a cheaper configured model that fits, or only warn.
+    on_exceed: OnExceed = Field(default="refuse", sa_type=String)
+    downgrade_to: str | None = None  # the model to switch to (default: the best that fits)
+    set_at: datetime = Field(sa_type=DateTime(timezone=True))
+    set_by: str | None = None
+
+    @field_validator("set_at")
+    @classmethod
+    def _set_utc(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
+class CachedChunk(SQLModel, table=True):
+    """A chunk's reviewed result, addressed by what produced it: a re-review of unchanged
+    content reuses it instead of paying for it again."""
+
+    __tablename__ = "chunk_cache"
+
+    key: str = Field(primary_key=True)  # sha256 of prompt version, model and chunk content
+    prompt_version: str
+    model: str
+    result: dict[str, Any] = Field(sa_type=JSON)
+    cost_usd: float | None = _cost()  # what producing it cost: what each hit saves
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_used_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    hits: int = Field(default=0, ge=0)
+
+
+def _sum() -> Any:
+    return Field(default=0, sa_type=BigInteger, sa_column_kwargs=_server_default(0))
+
+
+class SpendDaily(SQLModel, table=True):
+    """Calls summed per UTC day and per everything a report groups by. The store keeps it in
+    step with ``calls`` in the same transaction as each call write, so a report over a million
+    calls reads a table a fraction of the size and still adds up to the calls exactly.
+
+    Key columns are never NULL (a unique key must treat two unknown teams as one): "" stands
+    for "not recorded", 0 for "no pull request". Costs are integer nano-dollars, so sums are
+    exact in any order."""
+
+    __tablename__ = "spend_daily"
+    # SQLite: the primary key is the table's own b-tree, so a date range is one range scan.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    day: date = Field(primary_key=True)
+    team: str = Field(default="", primary_key=True)
+    repo: str = Field(default="", primary_key=True)
+    pr_number: int = Field(default=0, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    author: str = Field(default="", primary_key=True)
+    model_name: str = Field(primary_key=True)
+    model: str = Field(primary_key=True)
+    provider: str = Field(primary_key=True)
+    # The day's ISO week, month and quarter ("2026-W48", "2026-11", "2026-Q4"): every report
+    # groups by one of them, the same on SQLite and PostgreSQL.
+    week: str
+    month: str
+    quarter: str
+    calls: int = _sum()
+    errors: int = _sum()
+    unknown_calls: int = _sum()
+    unpriced_calls: int = _sum()
+    estimated_calls: int = _sum()
+    prompt_tokens: int = _sum()
+    completion_tokens: int = _sum()
+    cached_tokens: int = _sum()
+    cache_write_tokens: int = _sum()
+    reasoning_tokens: int = _sum()
+    cost_nusd: int = _sum()
+    cache_savings_nusd: int = _sum()

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from agent.errors import ConfigError, InputError, LedgerError
 from agent.ledger.migrations import migrate
 from agent.ledger.records import Call, CallRecord, Run, RunInfo, outcome_rank, utc
+from agent.ledger.rollup import Deltas, rows_of
 from agent.validation import describe
 
 _calls = Call.__table__  # type: ignore[attr-defined]
@@ -195,7 +196,7 @@ class LedgerStore:
         return LedgerError(f"ledger {self.display_url}: {doing}: {reason}", hint=hint)
 
     @contextmanager
-    def _writing(self, doing: str) -> Iterator[Connection]:
+    def writing(self, doing: str) -> Iterator[Connection]:
         self._check_file()
         try:
             with (
@@ -207,7 +208,7 @@ class LedgerStore:
             raise self._error(doing, exc) from exc
 
     @contextmanager
-    def _reading(self, doing: str) -> Iterator[Connection]:
+    def reading(self, doing: str) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
@@ -221,12 +222,12 @@ class LedgerStore:
 
     def start_run(self, run: RunInfo) -> None:
         row = Run(**run.model_dump())
-        with self._writing("cannot record the run") as conn:
+        with self.writing("cannot record the run") as conn:
             if conn.execute(sa.select(_runs.c.id).where(_runs.c.id == run.id)).first() is None:
                 conn.execute(_runs.insert().values(**_values(row, _runs)))
 
     def update_run(self, run_id: str, **values: Any) -> None:
-        with self._writing("cannot update the run") as conn:
+        with self.writing("cannot update the run") as conn:
             conn.execute(_runs.update().where(_runs.c.id == run_id).values(**values))
 
     def finish_run(self, run_id: str, **values: Any) -> None:
@@ -236,9 +237,13 @@ class LedgerStore:
 
     def insert_call(self, record: CallRecord) -> None:
         """The first write of a live call (pending). One INSERT: this runs for every call."""
+        values = _values(record.as_row(), _calls)
         try:
-            with self._writing("cannot record a model call") as conn:
-                conn.execute(_calls.insert().values(**_values(record.as_row(), _calls)))
+            with self.writing("cannot record a model call") as conn:
+                conn.execute(_calls.insert().values(**values))
+                deltas = Deltas()
+                deltas.add(values)
+                deltas.apply(conn)
         except LedgerError as exc:
             # The key already there (a resumed spool, a retried CI job) is not an error: the
             # later state of the two stays. Any other refusal (a missing run row under
@@ -250,17 +255,22 @@ class LedgerStore:
 
     def _has_call(self, record: CallRecord) -> bool:
         key = _calls.c.idempotency_key == record.idempotency_key
-        with self._reading("cannot read calls") as conn:
+        with self.reading("cannot read calls") as conn:
             return conn.execute(sa.select(_calls.c.id).where(key)).first() is not None
 
     def update_call(self, record: CallRecord) -> None:
         """A later state of a live call (answered, ok, ...)."""
         values = _values(record.as_row(), _calls)
-        with self._writing("cannot record a model call") as conn:
+        with self.writing("cannot record a model call") as conn:
             key = _calls.c.idempotency_key == record.idempotency_key
-            done = conn.execute(_calls.update().where(key).values(**values))
-            if done.rowcount == 0:  # its pending row was never written (ledger came back)
+            old = rows_of(conn, key)
+            if old:
+                conn.execute(_calls.update().where(key).values(**values))
+            else:  # its pending row was never written (the ledger came back)
                 conn.execute(_calls.insert().values(**values))
+            deltas = Deltas()
+            deltas.replace(old[0] if old else None, values)
+            deltas.apply(conn)
 
     def merge_call(self, record: CallRecord) -> Literal["added", "updated", "present"]:
         result = self.import_records([record], create_runs=False)
@@ -277,28 +287,32 @@ class LedgerStore:
             if seen is None or outcome_rank(record.outcome) >= outcome_rank(seen.outcome):
                 latest[record.idempotency_key] = record
         added = updated = present = 0
-        with self._writing("cannot import") as conn:
+        with self.writing("cannot import") as conn:
             if create_runs:
                 self._create_missing_runs(conn, latest.values())
-            keys = list(latest)
-            existing: dict[str, str] = {}
+            keys = sorted(latest)  # one lock order for concurrent importers
+            existing: dict[str, dict[str, Any]] = {}
             for start in range(0, len(keys), 500):
                 part = keys[start : start + 500]
-                query = sa.select(_calls.c.idempotency_key, _calls.c.outcome).where(
-                    _calls.c.idempotency_key.in_(part)
-                )
-                existing.update({k: o for k, o in conn.execute(query)})
-            for key, record in latest.items():
+                for row in rows_of(conn, _calls.c.idempotency_key.in_(part)):
+                    existing[row["idempotency_key"]] = row
+            deltas = Deltas()
+            for key in keys:
+                record = latest[key]
                 values = _values(record.as_row(), _calls)
-                if key not in existing:
+                old = existing.get(key)
+                if old is None:
                     conn.execute(_calls.insert().values(**values))
                     added += 1
-                elif outcome_rank(record.outcome) > outcome_rank(existing[key]):
+                elif outcome_rank(record.outcome) > outcome_rank(old["outcome"]):
                     where = _calls.c.idempotency_key == key
                     conn.execute(_calls.update().where(where).values(**values))
                     updated += 1
                 else:
                     present += 1
+                    continue
+                deltas.replace(old, values)
+            deltas.apply(conn)
         return ImportResult(added, updated, present)
 
     def _create_missing_runs(self, conn: Connection, records: Iterable[CallRecord]) -> None:
@@ -342,7 +356,7 @@ class LedgerStore:
         recorded for ``stale_after``."""
         now = utc(now or datetime.now(UTC))
         here = host_name()
-        with self._reading("cannot read runs") as conn:
+        with self.reading("cannot read runs") as conn:
             running = conn.execute(
                 sa.select(_runs.c.id, _runs.c.host, _runs.c.pid, _runs.c.started_at)
                 .where(_runs.c.status == "running")
@@ -371,7 +385,7 @@ class LedgerStore:
                 dead.append(run_id)
         if not dead:
             return RepairResult()
-        with self._writing("cannot repair runs") as conn:
+        with self.writing("cannot repair runs") as conn:
             # Under the write lock: a run that finished since it was read is left as it is.
             still = {
                 row[0]
@@ -382,17 +396,20 @@ class LedgerStore:
             dead = [run_id for run_id in dead if run_id in still]
             if not dead:
                 return RepairResult()
-            done = conn.execute(
-                _calls.update()
-                .where(_calls.c.run_id.in_(dead), _calls.c.outcome == "pending")
-                .values(outcome="unknown", error="the run was interrupted during this call")
-            )
+            in_flight = _calls.c.run_id.in_(dead) & (_calls.c.outcome == "pending")
+            lost = rows_of(conn, in_flight)
+            change = {"outcome": "unknown", "error": "the run was interrupted during this call"}
+            conn.execute(_calls.update().where(in_flight).values(**change))
+            deltas = Deltas()
+            for row in lost:
+                deltas.replace(row, {**row, **change})
+            deltas.apply(conn)
             conn.execute(
                 _runs.update()
                 .where(_runs.c.id.in_(dead), _runs.c.status == "running")
                 .values(status="interrupted", finished_at=now)
             )
-        return RepairResult(tuple(dead), done.rowcount)
+        return RepairResult(tuple(dead), len(lost))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -400,46 +417,13 @@ class LedgerStore:
         query = sa.select(_calls).order_by(_calls.c.id)
         if run_id:
             query = query.where(_calls.c.run_id == run_id)
-        with self._reading("cannot read calls") as conn:
+        with self.reading("cannot read calls") as conn:
             return [Call.model_validate(dict(r._mapping)) for r in conn.execute(query)]
 
     def runs(self) -> list[Run]:
-        with self._reading("cannot read runs") as conn:
+        with self.reading("cannot read runs") as conn:
             rows = conn.execute(sa.select(_runs).order_by(_runs.c.started_at))
             return [Run.model_validate(dict(r._mapping)) for r in rows]
-
-    def spend(
-        self, group_by: tuple[str, ...], since: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        columns = [_calls.c[name] for name in group_by]
-        billed = _calls.c.outcome.in_(("answered", "ok", "invalid_output"))
-        query = (
-            sa.select(
-                *columns,
-                sa.func.count().label("calls"),
-                sa.func.sum(_calls.c.prompt_tokens).label("prompt_tokens"),
-                sa.func.sum(_calls.c.completion_tokens).label("completion_tokens"),
-                sa.func.sum(_calls.c.cost_usd).label("cost_usd"),
-                # Billed calls with no price, and calls whose outcome is unknown: the cost is
-                # then a lower bound.
-                sa.func.sum(
-                    sa.case((sa.and_(billed, _calls.c.cost_usd.is_(None)), 1), else_=0)
-                ).label("unpriced"),
-                sa.func.sum(sa.case((_calls.c.outcome == "unknown", 1), else_=0)).label("unknown"),
-            )
-            .group_by(*columns)
-            # Most expensive first and groups with no price at all last, on both databases
-            # (PostgreSQL sorts NULL above every number, SQLite below).
-            .order_by(sa.nulls_last(sa.desc("cost_usd")), *columns)
-        )
-        if since is not None:
-            query = query.where(_calls.c.created_at >= utc(since))
-        with self._reading("cannot read spend") as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        for row in rows:
-            if row["cost_usd"] is not None:
-                row["cost_usd"] = round(float(row["cost_usd"]), 6)
-        return rows
 
 
 def _values(row: Any, table: sa.Table) -> dict[str, Any]:
