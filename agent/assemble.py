@@ -120,7 +120,7 @@ def build_review(
         questions_omitted=max(0, len(ranked) - room),
         secrets=list(secrets),
         coverage=coverage,
-        usage=usage_of(calls, plan.model),
+        usage=usage_of(calls, plan.model, sum(len(r.chunk.files) for r in results if r.cached)),
         complete=not problems,
         problems=problems,
         hints=list(dict.fromkeys(r.hint for r in failed if r.hint)),
@@ -196,7 +196,8 @@ def _coverage(
             else:
                 reason = "interrupted" if r.failure == "interrupted" else "model call failed"
                 why[path].append(f"{reason} (part {r.chunk.id}): {r.error}")
-    planned = {p.file.path: p.file for c in plan.chunks for p in c.files}
+    chunks = [*plan.chunks, *(r.chunk for r in results if r.cached)]
+    planned = {p.file.path: p.file for c in chunks for p in c.files}
     files_reviewed = hunks_reviewed = 0
     not_reviewed = [NotReviewed(path=s.path, hunks=s.hunks, reason=s.reason) for s in plan.skipped]
     for path, file in planned.items():
@@ -258,7 +259,9 @@ def dropped_counts(items: Iterable[Dropped]) -> DroppedCounts:
     return counts
 
 
-def usage_of(calls: list[CallRecord], default_model: str) -> Usage:
+def usage_of(calls: list[CallRecord], default_model: str, cached_files: int = 0) -> Usage:
+    hits = [c for c in calls if c.outcome == "cached"]
+    calls = [c for c in calls if c.outcome != "cached"]
     billed = [c for c in calls if c.billed]
     unknown = [
         c
@@ -279,4 +282,6 @@ def usage_of(calls: list[CallRecord], default_model: str) -> Usage:
         cost_usd=round(sum(c.cost_usd or 0.0 for c in calls), 6),
         cost_complete=not unpriced and not unknown,
         unpriced_models=unpriced,
+        cached_files=cached_files,
+        cache_saved_usd=round(sum(c.cache_savings_usd or 0.0 for c in hits), 6),
     )

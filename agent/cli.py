@@ -160,6 +160,13 @@ def review(
             help="Send credentials found in the diff as they are, unmasked (recorded on the run).",
         ),
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Review every file afresh, even those unchanged since an earlier review.",
+        ),
+    ] = False,
 ) -> None:
     """Review a diff: the current branch against its base, a patch file, standard input, a pull
     request URL, or (in GitHub Actions and GitLab CI) the pull request the job runs for."""
@@ -203,6 +210,7 @@ def review(
             concurrency=concurrency,
             max_cost=max_cost,
             mask=not no_mask,
+            cache=not no_cache,
             pr_url=pr_url,
             ci=ci,
         )

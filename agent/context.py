@@ -9,6 +9,7 @@ from agent.client import ModelClient
 from agent.config import ReviewSettings
 from agent.ledger import Recorder
 from agent.providers import ModelFacts, ResolvedModel
+from agent.reuse import ContentCache
 from agent.spending import BudgetGuard
 
 
@@ -35,3 +36,4 @@ class ReviewContext:
     progress: Progress = field(default_factory=NoProgress)
     budget: BudgetGuard | None = None  # the team's budget, when it has one
     notes: tuple[str, ...] = ()  # said before the graph ran (a budget that could not be read)
+    cache: ContentCache | None = None  # reviews of unchanged files; None: no ledger to hold them

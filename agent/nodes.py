@@ -7,7 +7,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import masking, prompts, replies, synthesis
+from agent import masking, prompts, replies, reuse, synthesis
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
 from agent.client import Endpoint, ModelClient
@@ -20,6 +20,7 @@ from agent.errors import (
     NoModelError,
     ProviderError,
 )
+from agent.ledger import Recorder
 from agent.plan import make_plan, schema_text
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
@@ -51,7 +52,10 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert state.diff is not None
-    diff = state.diff
+    hits = _cached(state, ctx)
+    # Files whose review the cache holds are not planned: only the rest is sent.
+    held = {id(h.file) for h in hits}
+    diff = replace(state.diff, files=tuple(f for f in state.diff.files if id(f) not in held))
     made = make_plan(diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
     refused = None
     notes = list(ctx.notes)
@@ -70,8 +74,18 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
                 ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
+    reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
+    if hits:
+        notes.append(_reuse_note(reused, state.dry_run))
+    if ctx.cache is not None and ctx.cache.problem:
+        notes.append(ctx.cache.problem)
     if notes:
         made = replace(made, notes=(*notes, *made.notes))
+    made = replace(
+        made,
+        files_total=len(state.diff.files),
+        hunks_total=sum(len(f.hunks) for f in state.diff.files),
+    )
     limit = ctx.settings.max_cost_usd
     cost = made.cost_usd
     if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:
@@ -81,13 +95,60 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         )
     if not state.dry_run:
         ctx.progress.planned(0 if refused else len(made.chunks))
-    return {"plan": made, "refused": refused}
+        if ctx.recorder is not None:
+            for result, hit in reused:
+                _record_hit(ctx.recorder, result, hit)
+    return {"plan": made, "refused": refused, "results": [r for r, _ in reused]}
+
+
+def _cached(state: State, ctx: ReviewContext) -> list[reuse.Hit]:
+    """The files to be sent whose review the content cache already holds."""
+    assert state.diff is not None
+    if ctx.cache is None:
+        return []
+    settings = ctx.settings
+    sent = [
+        f
+        for f in state.diff.files
+        if f.hunks and not skip_reason(f, settings.exclude, settings.sensitive)
+    ]
+    return ctx.cache.lookup(sent, count=not state.dry_run)
+
+
+def _reuse_note(reused: list[tuple[ChunkResult, reuse.Hit]], dry_run: bool) -> str:
+    files = sum(len(r.chunk.files) for r, _ in reused)
+    saved = [h.saved_usd for _, h in reused]
+    worth = (
+        f", which cost ${sum(s or 0.0 for s in saved):.4f} to produce"
+        if all(s is not None for s in saved)
+        else ""
+    )
+    verb = "would be" if dry_run else "was"
+    return (
+        f"{files} file(s) unchanged since an earlier review: their review {verb} taken from the "
+        f"content cache{worth} (--no-cache reviews them afresh)"
+    )
+
+
+def _record_hit(recorder: Recorder, result: ChunkResult, hit: reuse.Hit) -> None:
+    """A cache hit in the ledger: no tokens, no cost, and the cost it saved."""
+    about = hit.entry.result
+    record = recorder.begin(
+        purpose=f"cached-{result.chunk.id}",
+        model_name=str(about.get("model_name") or result.model_name or ""),
+        model=hit.entry.model,
+        provider=str(about.get("provider") or ""),
+        estimated_prompt_tokens=0,
+    )
+    recorder.update(record, outcome="cached", cost_usd=0.0, cache_savings_usd=hit.saved_usd)
 
 
 async def explain(task: ExplainTask, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert ctx.client is not None
     results = await _explain(task, task.chunk, ctx.client)
+    if ctx.cache is not None and ctx.recorder is not None:
+        ctx.cache.keep(results, ctx.recorder.rows)
     ctx.progress.chunk_done(task.chunk.label, ok=all(r.ok for r in results))
     return {"results": results}
 
@@ -181,6 +242,8 @@ async def synthesize(state: State, runtime: Runtime[ReviewContext]) -> dict[str,
             )
     if ctx.client is not None:
         notes.extend(ctx.client.notes())
+    if ctx.cache is not None and ctx.cache.problem:
+        notes.append(ctx.cache.problem)
     review = build_review(
         run=state.run,
         diff=state.diff,

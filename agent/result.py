@@ -98,6 +98,10 @@ class Usage(BaseModel):
     # unknown: cost_usd is then a lower bound.
     cost_complete: bool
     unpriced_models: list[str] = []
+    # Files whose review came from the content cache (unchanged since an earlier review), and
+    # what producing those reviews had cost: what this run did not pay again.
+    cached_files: int = 0
+    cache_saved_usd: float = 0.0
 
 
 # The JSON artifact's format; bumped when a field changes meaning or goes away (additions keep

@@ -34,6 +34,7 @@ from agent.plan import Plan, estimate_cost
 from agent.providers import ResolvedModel, catalogue, choose_model, resolve
 from agent.redact import redact, remember
 from agent.result import Review
+from agent.reuse import ContentCache
 from agent.sources import DiffSource, from_file, from_git, from_stdin
 from agent.sources.ci import CIRun
 from agent.sources.codeowners import find_codeowners, parse_codeowners, team_for_change
@@ -68,6 +69,8 @@ class ReviewRequest:
     max_cost: float | None = None  # --max-cost, over review.max_cost_usd
     # False only with --no-mask: credentials in the diff are sent as they are.
     mask: bool = True
+    # False only with --no-cache: files reviewed before are reviewed (and paid for) again.
+    cache: bool = True
     # ``--pr URL``: the pull request as the host has it.
     pr_url: str | None = None
     # The CI job this runs in (cli.py detects it): with no diff given, its pull request.
@@ -173,18 +176,19 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     store = _ledger_for_reading(request.ledger_url)
     try:
         guard, budget_note = _budget(store, run.team, config)
+        ctx = ReviewContext(
+            settings=config.review,
+            model=model,
+            facts=facts,
+            budget=guard,
+            notes=(budget_note,) if budget_note else (),
+            cache=_cache(store, request, run, model, write=False),
+        )
+        start = InputState(source, run, dry_run=True, mask=request.mask)
+        out = await build_graph().ainvoke(start, context=ctx)
     finally:
         if store is not None:
             store.close()
-    ctx = ReviewContext(
-        settings=config.review,
-        model=model,
-        facts=facts,
-        budget=guard,
-        notes=(budget_note,) if budget_note else (),
-    )
-    start = InputState(source, run, dry_run=True, mask=request.mask)
-    out = await build_graph().ainvoke(start, context=ctx)
     plan: Plan = out["plan"]
     others = catalogue(config)
     if all(m.name != model.name for m in others):
@@ -242,6 +246,25 @@ def _budget(
     return guard_for(store, team, tuple(catalogue(config)), model_facts)
 
 
+def _cache(
+    store: LedgerStore | None,
+    request: ReviewRequest,
+    run: RunInfo,
+    model: ResolvedModel,
+    *,
+    write: bool = True,
+) -> ContentCache | None:
+    if store is None:
+        return None
+    return ContentCache(
+        store,
+        prompt_version=run.prompt_version or prompts.version(),
+        model=model.litellm_model,
+        read=request.cache,
+        write=write,
+    )
+
+
 def _fallbacks(config: Config, model: ResolvedModel) -> tuple[list[ResolvedModel], list[str]]:
     usable, notes = [], []
     for name in config.fallback_chain(model.name):
@@ -293,6 +316,7 @@ async def run_review(
         progress=progress or NoProgress(),
         budget=guard,
         notes=(budget_note,) if budget_note else (),
+        cache=None if empty or ledger_error else _cache(store, request, run, model),
     )
     seen: dict[str, Any] = {"results": []}
     interrupted: str | None = None
@@ -343,7 +367,7 @@ async def run_review(
     return review.model_copy(
         update={
             "calls": calls,
-            "usage": usage_of(calls, model.litellm_model),
+            "usage": usage_of(calls, model.litellm_model, review.usage.cached_files),
             "ledger_error": _ledger_problem(recorder),
             "ledger_spool": str(recorder.spool) if recorder.spool else None,
         }

@@ -59,6 +59,7 @@ class ChunkResult:
     hint: str | None = None  # what the user can do about the error
     failure: Failure | None = None
     model_name: str | None = None  # the model that answered (a fallback, when one did)
+    cached: bool = False  # taken from the content cache: the same files were reviewed before
 
     @property
     def ok(self) -> bool:

@@ -30,8 +30,18 @@ RunStatus = Literal["running", "complete", "incomplete", "failed", "interrupted"
 # invalid_output  billed, but the reply was unusable (not the schema, empty, echoed)
 # error         the provider failed the request; nothing was billed for it
 # unknown       the process died while the call was in flight (set by ``ownit ledger repair``)
-Outcome = Literal["pending", "answered", "ok", "invalid_output", "error", "unknown"]
-_RANK = {"pending": 0, "unknown": 1, "answered": 2, "ok": 3, "invalid_output": 3, "error": 3}
+# cached        no call: the review of unchanged files came from the content cache; it costs
+#               nothing and saves (cache_savings_usd) what producing it cost
+Outcome = Literal["pending", "answered", "ok", "invalid_output", "error", "unknown", "cached"]
+_RANK = {
+    "pending": 0,
+    "unknown": 1,
+    "answered": 2,
+    "ok": 3,
+    "invalid_output": 3,
+    "error": 3,
+    "cached": 3,
+}
 
 
 def outcome_rank(outcome: str) -> int:
@@ -230,12 +240,12 @@ class Budget(SQLModel, table=True):
 
 
 class CachedChunk(SQLModel, table=True):
-    """A chunk's reviewed result, addressed by what produced it: a re-review of unchanged
-    content reuses it instead of paying for it again."""
+    """A file's reviewed result, addressed by what produced it: a re-review of unchanged
+    content reuses it instead of paying for it again (``agent/reuse.py``)."""
 
     __tablename__ = "chunk_cache"
 
-    key: str = Field(primary_key=True)  # sha256 of prompt version, model and chunk content
+    key: str = Field(primary_key=True)  # sha256 of prompt version, schema, model, content
     prompt_version: str
     model: str
     result: dict[str, Any] = Field(sa_type=JSON)

@@ -85,7 +85,8 @@ def contribution(call: Mapping[Any, Any]) -> tuple[Key, dict[str, int]]:
         call["provider"],
     )
     sums = {
-        "calls": int(outcome != "error"),
+        # A content-cache hit is no call: it adds only what it saved.
+        "calls": int(outcome not in ("error", "cached")),
         "errors": int(outcome == "error"),
         # A pending call is in flight; after a crash it becomes unknown; an error with no cost
         # never got a complete answer (a timeout, a cut connection): each may have been billed
