@@ -346,6 +346,37 @@ def ledger_verify(
         out(f"rebuilt the rollup from {calls} call(s)")
 
 
+@ledger_app.command("cache")
+def ledger_cache(
+    unused_days: Annotated[
+        float | None,
+        typer.Option(
+            "--prune-unused-days", min=0, help="Delete reviews not reused for this many days."
+        ),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Delete every cached review.")] = False,
+    ledger: LedgerOpt = None,
+) -> None:
+    """The content cache: reviews of files that a re-review of unchanged content reuses
+    instead of paying for again. Shows what it holds and saved; prunes it."""
+    from agent.ledger import LedgerStore
+    from agent.ledger import cache as content_cache
+
+    with user_errors():
+        if clear and unused_days is not None:
+            raise typer.BadParameter("give --clear or --prune-unused-days, not both")
+        store = LedgerStore(ledger)
+        if clear or unused_days is not None:
+            since = None if clear else datetime.now(UTC) - timedelta(days=unused_days or 0)
+            out(f"deleted {content_cache.prune(store, since)} cached review(s)")
+        held = content_cache.stats(store)
+    last = f"; least recently used {held.oldest_use:%Y-%m-%d}" if held.oldest_use else ""
+    out(
+        f"{held.entries} cached file review(s), reused {held.hits} time(s), "
+        f"saving ${held.saved_usd:,.4f}{last}"
+    )
+
+
 # --- budgets ------------------------------------------------------------------------------------
 
 
