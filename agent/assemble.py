@@ -23,6 +23,7 @@ from agent.result import (
 )
 from agent.schema import Dropped, Synthesis
 from agent.state import ChunkResult
+from agent.triage import FOR_BUDGET
 
 EXAMPLES = 20
 
@@ -52,6 +53,12 @@ def build_review(
     coverage = _coverage(plan, results, interrupted, refused)
     if refused:
         problems.append(refused)
+    if plan.over_max_cost:
+        for_budget = [s for s in plan.skipped if s.reason.startswith(FOR_BUDGET)]
+        problems.append(
+            f"{len(for_budget)} file(s) were not reviewed for budget: the diff was estimated over "
+            "--max-cost and the riskiest files were reviewed first"
+        )
     if interrupted:
         left = sum(n.hunks for n in coverage.not_reviewed if n.reason.startswith("interrupted"))
         problems.append(f"the run was interrupted ({interrupted}); {left} hunk(s) were not reached")
@@ -127,7 +134,7 @@ def build_review(
         notes=list(dict.fromkeys([*_secret_notes(run, secrets), *notes])),
         interrupted=interrupted,
         no_usable_model=bool(failed) and all(r.failure == "no_model" for r in failed),
-        over_budget=refused is not None,
+        over_budget=refused is not None or plan.over_max_cost,
         calls=calls,
     )
 

@@ -150,7 +150,16 @@ def review(
         typer.Option(
             "--max-cost",
             min=0,
-            help="The most this review may cost, in USD: a plan estimated above it is not sent.",
+            help="The most this review may cost, in USD: a plan estimated above it is not sent "
+            "(or only its riskiest files are: --over-max-cost).",
+        ),
+    ] = None,
+    over_max_cost: Annotated[
+        str | None,
+        typer.Option(
+            "--over-max-cost",
+            help="Over --max-cost: 'refuse' (send nothing) or 'riskiest-first' (the riskiest "
+            "files that fit, the rest listed as not reviewed for budget).",
         ),
     ] = None,
     no_mask: Annotated[
@@ -209,6 +218,7 @@ def review(
             dry_run=dry_run,
             concurrency=concurrency,
             max_cost=max_cost,
+            over_max_cost=_over_max_cost(over_max_cost),
             mask=not no_mask,
             cache=not no_cache,
             pr_url=pr_url,
@@ -242,6 +252,18 @@ def review(
         # The review went elsewhere: still say, in one line, what it found.
         err(f"ownit: {footer(result)}")
     report_outcome(result, done, failures, gates, shown="terminal" in formats)
+
+
+def _over_max_cost(value: str | None) -> str | None:
+    if value is None:
+        return None
+    chosen = value.strip().lower().replace("-", "_")
+    if chosen not in ("refuse", "riskiest_first"):
+        raise typer.BadParameter(
+            f"--over-max-cost is refuse or riskiest-first, not {value!r}",
+            param_hint="--over-max-cost",
+        )
+    return chosen
 
 
 def _forge_to_post(pr_url: str | None, ci: CIRun | None) -> Forge:

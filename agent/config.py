@@ -134,6 +134,8 @@ class ReviewSettings(_Strict):
     max_questions: int = Field(default=15, ge=1)
     # The most one review may cost, in USD: a plan estimated above it is not sent (--max-cost).
     max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # Over it: send nothing (refuse), or the riskiest files that fit, the rest listed.
+    over_max_cost: Literal["refuse", "riskiest_first"] = "refuse"
     exclude: tuple[str, ...] = ()
     # Files never sent because they commonly hold credentials; listed as not reviewed.
     sensitive: tuple[str, ...] = SENSITIVE

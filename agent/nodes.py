@@ -7,12 +7,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import masking, prompts, replies, reuse, synthesis
+from agent import masking, prompts, replies, reuse, synthesis, triage
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
 from agent.client import Endpoint, ModelClient
 from agent.context import ReviewContext
-from agent.diff import parse_diff
+from agent.diff import Diff, parse_diff
 from agent.errors import (
     ContextOverflowError,
     ModelCallError,
@@ -21,7 +21,7 @@ from agent.errors import (
     ProviderError,
 )
 from agent.ledger import Recorder
-from agent.plan import make_plan, schema_text
+from agent.plan import Plan, make_plan, schema_text
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
 
@@ -56,7 +56,12 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     # Files whose review the cache holds are not planned: only the rest is sent.
     held = {id(h.file) for h in hits}
     diff = replace(state.diff, files=tuple(f for f in state.diff.files if id(f) not in held))
-    made = make_plan(diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
+    model, facts = ctx.model, ctx.facts
+
+    def planner(part: Diff) -> Plan:
+        return make_plan(part, facts, ctx.settings, model.name, model.litellm_model)
+
+    made = planner(diff)
     refused = None
     notes = list(ctx.notes)
     if ctx.budget is not None:
@@ -69,30 +74,36 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         if decision.note:
             notes.append(decision.note)
         if decision.switch_to and decision.facts and decision.plan:
-            made = decision.plan
+            made, model, facts = decision.plan, decision.switch_to, decision.facts
             if ctx.client is not None:
                 ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
+    limit = ctx.settings.max_cost_usd
+    cost = made.cost_usd
+    if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:
+        partial = None
+        if ctx.settings.over_max_cost == "riskiest_first":
+            partial = triage.riskiest_within(diff, made, limit, planner)
+        if partial is None:
+            refused = (
+                f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
+                "(review.max_cost_usd, --max-cost)"
+            )
+        else:
+            made, note = partial
+            notes.append(note)
     reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))
     if ctx.cache is not None and ctx.cache.problem:
         notes.append(ctx.cache.problem)
-    if notes:
-        made = replace(made, notes=(*notes, *made.notes))
     made = replace(
         made,
         files_total=len(state.diff.files),
         hunks_total=sum(len(f.hunks) for f in state.diff.files),
+        notes=(*notes, *made.notes),
     )
-    limit = ctx.settings.max_cost_usd
-    cost = made.cost_usd
-    if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:
-        refused = (
-            f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
-            "(review.max_cost_usd, --max-cost)"
-        )
     if not state.dry_run:
         ctx.progress.planned(0 if refused else len(made.chunks))
         if ctx.recorder is not None:

@@ -38,6 +38,8 @@ class Plan:
     notes: tuple[str, ...] = ()
     # The estimate for the chosen model; None when it has no price.
     cost_usd: float | None = None
+    # The whole diff was estimated over --max-cost: this plan holds only the riskiest files.
+    over_max_cost: bool = False
 
     @property
     def calls(self) -> int:

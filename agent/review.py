@@ -67,6 +67,7 @@ class ReviewRequest:
     dry_run: bool = False
     concurrency: int | None = None
     max_cost: float | None = None  # --max-cost, over review.max_cost_usd
+    over_max_cost: str | None = None  # --over-max-cost, over review.over_max_cost
     # False only with --no-mask: credentials in the diff are sent as they are.
     mask: bool = True
     # False only with --no-cache: files reviewed before are reviewed (and paid for) again.
@@ -134,6 +135,8 @@ def _configure(request: ReviewRequest, source: DiffSource) -> Config:
         flags["concurrency"] = request.concurrency
     if request.max_cost is not None:
         flags["max_cost_usd"] = request.max_cost
+    if request.over_max_cost is not None:
+        flags["over_max_cost"] = request.over_max_cost
     if flags:  # command-line flags win over every layer
         config = config.model_copy(update={"review": config.review.model_copy(update=flags)})
     return config
