@@ -23,6 +23,7 @@ from agent.ledger import cache as cache_store
 from agent.ledger.records import CachedChunk, CallRecord
 from agent.ledger.store import LedgerStore
 from agent.plan import schema_text
+from agent.redact import redact
 from agent.schema import ChunkReview, FileWalkthrough, ProposedQuestion
 from agent.state import ChunkResult
 from agent.tokens import count_tokens
@@ -85,24 +86,38 @@ def entries(
                 key=key(part.file),
                 prompt_version=prompt_version,
                 model=last.model if last else (result.model_name or ""),
-                result={
-                    "origin": origin,
-                    "path": path,
-                    "walkthroughs": [f.walkthrough for f in review.files if f.path == path],
-                    "questions": [_proposed(q) for q in result.questions if q.path == path],
-                    "summary": review.summary,
-                    "risk": review.risk,
-                    "risk_reasons": review.risk_reasons,
-                    "model_name": result.model_name or (last.model_name if last else ""),
-                    "provider": last.provider if last else "",
-                    "reviewed_at": now.isoformat(),
-                },
+                result=_redacted(
+                    {
+                        "origin": origin,
+                        "path": path,
+                        "walkthroughs": [f.walkthrough for f in review.files if f.path == path],
+                        "questions": [_proposed(q) for q in result.questions if q.path == path],
+                        "summary": review.summary,
+                        "risk": review.risk,
+                        "risk_reasons": review.risk_reasons,
+                        "model_name": result.model_name or (last.model_name if last else ""),
+                        "provider": last.provider if last else "",
+                        "reviewed_at": now.isoformat(),
+                    }
+                ),
                 cost_usd=share,
                 created_at=now,
                 last_used_at=now,
             )
         )
     return kept
+
+
+def _redacted(value: Any) -> Any:
+    """The reply's text as the ledger may keep it: without credentials (the model may have
+    quoted one the masking did not know)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    return value
 
 
 def _proposed(q: Any) -> dict[str, Any]:

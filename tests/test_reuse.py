@@ -202,3 +202,26 @@ def test_ledger_cache_shows_and_prunes_what_it_holds(
     gone = cli.invoke(app, ["ledger", "cache", "--clear", "--ledger", ledger])
     assert "deleted 3 cached review(s)" in gone.output
     assert "0 cached file review(s)" in gone.output
+
+
+def test_a_key_the_model_quotes_is_not_kept_in_the_cache(
+    tmp_path: Path, ledger: str, config: Path
+) -> None:
+    from tests.fakes import good
+
+    key = "sk-proj-" + "Ab3dE5gH7jK9mN1pQ3sT5vX7zB9dF1hJ3lM5"
+
+    def quoting(request):  # type: ignore[no-untyped-def]
+        reply = good(request)
+        if wants(request) == "ChunkReview":
+            reply["files"][0]["walkthrough"] += f" It reads the key {key}."
+            reply["summary"] += f" ({key})"
+        return reply
+
+    run(tmp_path, FakeTransport(quoting), config, big_diff(3))
+    store = LedgerStore(ledger)
+    with store.reading("test") as conn:
+        held = [str(row[0]) for row in conn.execute(sa.text("SELECT result FROM chunk_cache"))]
+    store.close()
+    assert held and all(key not in text for text in held)
+    assert any("It reads the key" in text for text in held)
