@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -79,20 +80,8 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
                 ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
-    limit = ctx.settings.max_cost_usd
-    cost = made.cost_usd
-    if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:
-        partial = None
-        if ctx.settings.over_max_cost == "riskiest_first":
-            partial = triage.riskiest_within(diff, made, limit, planner)
-        if partial is None:
-            refused = (
-                f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
-                "(review.max_cost_usd, --max-cost)"
-            )
-        else:
-            made, note = partial
-            notes.append(note)
+    if refused is None:
+        made, refused = _within_max_cost(made, diff, ctx, planner, notes)
     reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))
@@ -110,6 +99,24 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
             for result, hit in reused:
                 _record_hit(ctx.recorder, result, hit)
     return {"plan": made, "refused": refused, "results": [r for r, _ in reused]}
+
+
+def _within_max_cost(
+    made: Plan, diff: Diff, ctx: ReviewContext, planner: Callable[[Diff], Plan], notes: list[str]
+) -> tuple[Plan, str | None]:
+    """The plan as --max-cost allows it, and why nothing is sent when nothing is."""
+    limit, cost = ctx.settings.max_cost_usd, made.cost_usd
+    if limit is None or cost is None or cost <= limit or not made.chunks:
+        return made, None
+    if ctx.settings.over_max_cost == "riskiest_first":
+        partial = triage.riskiest_within(diff, made, limit, planner)
+        if partial is not None:
+            notes.append(partial[1])
+            return partial[0], None
+    return made, (
+        f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
+        "(review.max_cost_usd, --max-cost)"
+    )
 
 
 def _cached(state: State, ctx: ReviewContext) -> list[reuse.Hit]:
