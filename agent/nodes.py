@@ -246,6 +246,7 @@ async def synthesize(state: State, runtime: Runtime[ReviewContext]) -> dict[str,
                 title=state.title or "(untitled)",
                 repo=state.source.repo or "(unknown)",
                 keep=ctx.settings.max_questions,
+                concurrency=ctx.settings.concurrency,
             )
             found = outcome.synthesis
             if outcome.stages > 1:

@@ -8,6 +8,7 @@ synthesised again, until one prompt holds them all.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from agent import prompts
@@ -91,8 +92,10 @@ async def synthesize(
     title: str,
     repo: str,
     keep: int,
+    concurrency: int = 4,
 ) -> Outcome:
-    """One Synthesis for the run. ``keep``: questions each batch passes on to the next stage.
+    """One Synthesis for the run. ``keep``: questions each batch passes on to the next stage;
+    ``concurrency``: batches of a stage asked at once.
 
     Raises ``ModelCallError`` when a stage fails (the caller falls back to the parts' own
     summaries) and ``ContextOverflowError`` when even one part cannot be synthesised.
@@ -123,25 +126,53 @@ async def synthesize(
             raise ContextOverflowError(
                 f"the summary of one part alone does not fit {client.primary.name}'s window"
             )
-        merged = []
-        for n, batch in enumerate(batches, 1):
-            parts, shown = _render(batch, candidates)
-            answer = await client.structured(
-                _messages(parts, title, repo), Synthesis, purpose=f"synthesis-{stage}.{n}"
-            )
-            merged.append(
-                Unit(
-                    label=f"{batch[0].label} … {batch[-1].label}"
-                    if len(batch) > 1
-                    else batch[0].label,
-                    summary=answer.value.summary,
-                    risk=answer.value.risk,
-                    reasons=tuple(answer.value.risk_reasons),
-                    candidates=tuple(_order(answer.value, shown)[:keep]),
-                )
-            )
-        units = merged
+        # A stage's batches are independent: asked at once, as the chunks were. One failing
+        # cancels the others (the caller falls back to the parts' own summaries).
+        limit = asyncio.Semaphore(concurrency)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(
+                        _merge(
+                            client,
+                            batch,
+                            candidates,
+                            title,
+                            repo,
+                            f"synthesis-{stage}.{n}",
+                            keep,
+                            limit,
+                        )
+                    )
+                    for n, batch in enumerate(batches, 1)
+                ]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        units = [t.result() for t in tasks]
         stage += 1
+
+
+async def _merge(
+    client: ModelClient,
+    batch: list[Unit],
+    candidates: list[AnchoredQuestion],
+    title: str,
+    repo: str,
+    purpose: str,
+    keep: int,
+    limit: asyncio.Semaphore,
+) -> Unit:
+    """One batch of a stage, synthesised into a unit of the next."""
+    parts, shown = _render(batch, candidates)
+    async with limit:
+        answer = await client.structured(_messages(parts, title, repo), Synthesis, purpose=purpose)
+    return Unit(
+        label=f"{batch[0].label} … {batch[-1].label}" if len(batch) > 1 else batch[0].label,
+        summary=answer.value.summary,
+        risk=answer.value.risk,
+        reasons=tuple(answer.value.risk_reasons),
+        candidates=tuple(_order(answer.value, shown)[:keep]),
+    )
 
 
 def _batches(

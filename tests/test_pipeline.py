@@ -437,6 +437,52 @@ def test_synthesis_that_does_not_fit_is_done_in_stages(tmp_path: Path) -> None:
     assert all(c.outcome == "ok" for c in ledger().calls())
 
 
+def staged_config(tmp: Path) -> Path:
+    return write_config(
+        tmp,
+        {"max_chunk_tokens": 500, "max_output_tokens": 1024, "concurrency": 4},
+        primary={
+            "model": "openai/primary-model",
+            "context_window": 3800,
+            "input_cost_per_token": 0.000001,
+            "output_cost_per_token": 0.000002,
+        },
+    )
+
+
+def test_the_batches_of_a_synthesis_stage_are_asked_at_once(tmp_path: Path) -> None:
+    busy = {"now": 0, "most": 0}
+
+    class Slow(FakeTransport):
+        async def complete(self, request: ModelRequest) -> Any:
+            staged = wants(request) == "Synthesis"
+            if staged:
+                busy["now"] += 1
+                busy["most"] = max(busy["most"], busy["now"])
+                await asyncio.sleep(0.05)
+                busy["now"] -= 1
+            return await super().complete(request)
+
+    review = run(tmp_path, Slow(), staged_config(tmp_path), diff=big_diff(30, 12))
+    assert review.complete, review.problems
+    batches = [c.purpose for c in ledger().calls() if c.purpose.startswith("synthesis-1.")]
+    assert len(batches) >= 2
+    assert busy["most"] >= 2  # the stage's batches overlapped; concurrency bounds them
+    assert busy["most"] <= 4
+
+
+def test_a_failed_synthesis_batch_leaves_the_parts_own_summaries(tmp_path: Path) -> None:
+    def handler(request: ModelRequest) -> Any:
+        if wants(request) == "Synthesis":
+            return RequestRejectedError("primary refused the request: invalid", status=400)
+        return good(request)
+
+    review = run(tmp_path, FakeTransport(handler), staged_config(tmp_path), diff=big_diff(30, 12))
+    assert review.complete  # every part was reviewed; only the PR-level summary is missing
+    assert any("PR-level summary could not be written" in n for n in review.notes)
+    assert review.summary
+
+
 # --- interruption ---------------------------------------------------------------------------
 
 
