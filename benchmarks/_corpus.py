@@ -68,11 +68,18 @@ class Corpus:
             if line.text.strip() and counts[line.text.strip()] == 1
         ]
 
-    def context_lines(self) -> int:
-        """Context lines in the hunks of reviewable files (sent with the changed lines)."""
-        return sum(
-            1 for f in self.files if f.reviewable for line in f.lines if line.startswith(" ")
-        )
+    def hunk_lines(self) -> list[str]:
+        """The text of every line (context and changed) in the hunks of reviewable files."""
+        out = []
+        for f in self.files:
+            if not f.reviewable:
+                continue
+            in_hunk = False
+            for line in f.lines:
+                in_hunk = in_hunk or line.startswith("@@")
+                if in_hunk and line[:1] in " +-":
+                    out.append(line[1:])
+        return out
 
     def kinds(self) -> Counter[str]:
         return Counter(f.kind for f in self.files)

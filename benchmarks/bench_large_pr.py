@@ -147,7 +147,9 @@ class Floor:
 
     added: int
     removed: int
-    tokens: int
+    tokens: int  # the changed lines' own text
+    hunk_lines: int  # changed and context lines of the reviewable files' hunks
+    hunk_tokens: int  # their text: the diff itself, without headers or line numbers
     checkable_added: tuple[str, ...]
     checkable_removed: tuple[str, ...]
 
@@ -159,14 +161,22 @@ class Floor:
     def per_line(self) -> float:
         return self.tokens / self.lines if self.lines else 0.0
 
+    @property
+    def hunks_per_line(self) -> float:
+        """Hunk tokens per changed line: what sending the hunks as they are costs."""
+        return self.hunk_tokens / self.lines if self.lines else 0.0
+
 
 def floor_of(corpus: Corpus) -> Floor:
     changed = corpus.changed(reviewable=True)
     checkable = corpus.checkable()
+    hunks = corpus.hunk_lines()
     return Floor(
         added=sum(1 for c in changed if c.tag == "+"),
         removed=sum(1 for c in changed if c.tag == "-"),
         tokens=count_tokens("\n".join(c.text for c in changed)),
+        hunk_lines=len(hunks),
+        hunk_tokens=count_tokens("\n".join(hunks)),
         checkable_added=tuple(c.text.strip() for c in checkable if c.tag == "+"),
         checkable_removed=tuple(c.text.strip() for c in checkable if c.tag == "-"),
     )
@@ -332,13 +342,18 @@ class Ownit:
         return len((await dry_run(request)).plan.chunks)
 
 
-def chunk_calls(artifact_or_review: Any) -> int:
+def call_purposes(artifact_or_review: Any) -> dict[str, int]:
+    """Calls by kind ("chunk", "synthesis") from a JSON artifact or a Review."""
     calls = (
         artifact_or_review.get("calls", [])
         if isinstance(artifact_or_review, dict)
         else [c.model_dump() for c in artifact_or_review.calls]
     )
-    return sum(1 for c in calls if str(c.get("purpose", "")).startswith("chunk-"))
+    kinds: dict[str, int] = {}
+    for call in calls:
+        kind = str(call.get("purpose", "")).split("-")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 # --- pr-agent -----------------------------------------------------------------------------
@@ -494,15 +509,16 @@ def corpus_table(corpora: dict[int, Corpus], floors: dict[int, Floor]) -> str:
                 f"{len(corpus.changed()):,}",
                 f"{floor.added:,} / {floor.removed:,}",
                 f"{len(floor.checkable_added) + len(floor.checkable_removed):,}",
-                f"{corpus.context_lines():,}",
+                f"{floor.hunk_lines - floor.lines:,}",
                 f"{floor.tokens:,}",
                 f"{floor.per_line:.1f}",
+                f"{floor.hunks_per_line:.1f}",
                 ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
             ]
         )
     headers = ["size", "files", "reviewable", "changed lines", "reviewable + / -", "checked"]
     headers += ["context"]
-    headers += ["floor tok", "floor tok/line", "files by kind"]
+    headers += ["floor tok", "floor tok/line", "hunks tok/line", "files by kind"]
     return table(headers, rows)
 
 
@@ -519,6 +535,7 @@ def sizes_table(results: dict[int, dict[str, Measure]]) -> str:
                     f"{size:,}",
                     tool + ("" if m.ok else " (failed)"),
                     f"{m.wall:.2f}",
+                    f"{m.first_request:.2f}",
                     f"{m.waiting:.2f}",
                     f"{m.not_waiting:.2f}",
                     m.calls,
@@ -529,7 +546,8 @@ def sizes_table(results: dict[int, dict[str, Measure]]) -> str:
                     f"{m.per_covered_line:.1f}",
                 ]
             )
-    headers = ["size", "tool", "wall s", "waiting s", "not waiting s", "calls", "in tok"]
+    headers = ["size", "tool", "wall s", "1st request s", "waiting s", "not waiting s"]
+    headers += ["calls", "in tok"]
     headers += ["out tok", "cov +", "cov -", "in tok/covered line"]
     return table(headers, rows)
 
@@ -551,13 +569,15 @@ def ratios_table(results: dict[int, dict[str, Measure]], floors: dict[int, Floor
                 ratio(own.not_waiting, other.not_waiting) if other else "-",
             ]
         large = by_tool.get("pr-agent large")
-        row += [
-            ratio(own.per_covered_line, floor.per_line),
-            ratio(large.per_covered_line, floor.per_line) if large else "-",
-        ]
+        for per_line in (floor.per_line, floor.hunks_per_line):
+            row += [
+                ratio(own.per_covered_line, per_line),
+                ratio(large.per_covered_line, per_line) if large else "-",
+            ]
         rows.append(row)
     headers = ["size", "tok/cov line vs pr-agent", "wall", "not waiting"]
-    headers += ["tok/cov line vs large", "wall", "not waiting", "ownit vs floor", "large vs floor"]
+    headers += ["tok/cov line vs large", "wall", "not waiting"]
+    headers += ["ownit vs floor", "large vs floor", "ownit vs hunks", "large vs hunks"]
     return table(headers, rows)
 
 
@@ -593,7 +613,7 @@ def run_rereview(bench: Bench) -> str:
         for diff in (first_diff, second_diff):
             with captured(bench.srv) as cap:
                 ok, note, data = bench.ownit.cli(diff, model, ledger, no_cache=False)
-            pair.append((measure(cap, floor, ok, note), chunk_calls(data)))
+            pair.append((measure(cap, floor, ok, note), call_purposes(data).get("chunk", 0)))
         (one, chunks_one), (two, chunks_two) = pair
         rows.append(
             [
@@ -616,7 +636,7 @@ def run_rereview(bench: Bench) -> str:
 
 async def diff_with_chunks(bench: Bench, target: int) -> tuple[Path, int, int]:
     """A ``large_pr`` diff ownit plans into about ``target`` chunks (searched by size)."""
-    size, best = 30_000, (0, 0, Path())
+    size, best = target * 300, (0, 0, Path())
     for _ in range(5):
         path = bench.write(large_pr(size, bench.args.seed), f"latency-{size}")
         chunks = await bench.ownit.planned_chunks(path)
@@ -632,45 +652,48 @@ async def diff_with_chunks(bench: Bench, target: int) -> tuple[Path, int, int]:
 async def run_latency(bench: Bench) -> str:
     args, latency_ms = bench.args, 1000
     path, size, chunks = await diff_with_chunks(bench, args.latency_chunks)
-    model = bench.model(latency_ms)
+    model, no_floor = bench.model(latency_ms), floor_of(Corpus("", ()))
     await bench.ownit.in_process(path, bench.model(0))  # warm-up: imports, tokenizer, client
-    walls: dict[str, list[Measure]] = {"in-process": [], "CLI": []}
-    seen_chunks = []
+    runs: dict[str, list[tuple[Measure, dict[str, int]]]] = {"in-process": [], "CLI": []}
     for rep in range(args.runs):
         progress(f"latency: run {rep + 1}/{args.runs} ...")
         with captured(bench.srv) as cap:
             ok, note, review = await bench.ownit.in_process(path, model)
-        walls["in-process"].append(measure(cap, floor_of(Corpus("", ())), ok, note))
-        seen_chunks.append(chunk_calls(review))
+        runs["in-process"].append((measure(cap, no_floor, ok, note), call_purposes(review)))
         with captured(bench.srv) as cap:
-            ok, note, _ = bench.ownit.cli(path, model)
-        walls["CLI"].append(measure(cap, floor_of(Corpus("", ())), ok, note))
+            ok, note, data = bench.ownit.cli(path, model)
+        runs["CLI"].append((measure(cap, no_floor, ok, note), call_purposes(data)))
     waves = math.ceil(chunks / args.concurrency)
     ideal, with_synthesis = waves * latency_ms / 1000, (waves + 1) * latency_ms / 1000
-    rows = []
-    for mode, runs in walls.items():
-        m = typical(runs)
-        rows.append(
-            [
-                mode + ("" if m.ok else " (incomplete)"),
-                f"{m.wall:.2f}",
-                f"{min(r.wall for r in runs):.2f}-{max(r.wall for r in runs):.2f}",
-                m.calls,
-                f"{m.first_request:.2f}",
-                f"{m.waiting:.2f}",
-                f"{m.wall / ideal:.2f}x",
-                f"{m.wall / with_synthesis:.2f}x",
-            ]
-        )
+    rows = [latency_row(mode, pairs, ideal, with_synthesis) for mode, pairs in runs.items()]
     head = (
-        f"Diff: {size:,} changed lines -> {chunks} planned chunks ({median(seen_chunks):.0f} "
-        f"chunk calls made); {latency_ms} ms per call; concurrency {args.concurrency}; "
-        f"ideal = ceil({chunks}/{args.concurrency}) x 1 s = {ideal:.0f} s of chunk waves, "
-        f"{with_synthesis:.0f} s with the synthesis call after them; median of {args.runs}\n\n"
+        f"Diff: {size:,} changed lines -> {chunks} planned chunks; {latency_ms} ms per call; "
+        f"concurrency {args.concurrency}; median of {args.runs}. Ideal = ceil({chunks}/"
+        f"{args.concurrency}) x 1 s = {ideal:.0f} s of chunk waves (synthesis not counted); "
+        f"{with_synthesis:.0f} s counting one synthesis call after them.\n\n"
     )
-    headers = ["ownit", "wall s", "min-max s", "calls", "1st request s", "waiting s"]
-    headers += ["vs ideal", "vs ideal + synthesis"]
+    headers = ["ownit", "wall s", "min-max s", "chunk calls", "synthesis calls"]
+    headers += ["1st request s", "waiting s", "vs ideal", "vs ideal + synthesis"]
     return head + table(headers, rows)
+
+
+def latency_row(
+    mode: str, pairs: list[tuple[Measure, dict[str, int]]], ideal: float, with_synthesis: float
+) -> list[object]:
+    m = typical([measure for measure, _ in pairs])
+    kinds = pairs[0][1]
+    walls = [measure.wall for measure, _ in pairs]
+    return [
+        mode + ("" if m.ok else f" (incomplete: {m.note})"),
+        f"{m.wall:.2f}",
+        f"{min(walls):.2f}-{max(walls):.2f}",
+        kinds.get("chunk", 0),
+        kinds.get("synthesis", 0),
+        f"{m.first_request:.2f}",
+        f"{m.waiting:.2f}",
+        f"{m.wall / ideal:.2f}x",
+        f"{m.wall / with_synthesis:.2f}x",
+    ]
 
 
 # --- part 4: overhead --------------------------------------------------------------------
