@@ -465,6 +465,28 @@ def large_pr(total: int, seed: int = 0) -> Corpus:
     return Corpus(f"{total:,} lines", tuple(files))
 
 
+def new_files_pr(total: int, seed: int = 0) -> Corpus:
+    """About ``total`` changed lines as new code files of 600-1,400 lines (no context, nothing
+    removed, nothing unreviewable): the shape of the issue's first measurement."""
+    w = Writer(seed * 7919 + total + 1)
+    files: list[FileDiff] = []
+    used = 0
+    while used < total:
+        size = min(total - used, w.rng.randint(600, 1400))
+        files.append(added_file(w, _code_path(w, len(files)), size))
+        used += size
+    return Corpus(f"{total:,} lines, new files", tuple(files))
+
+
+def by_shape(shape: str, total: int, seed: int = 0) -> Corpus:
+    """``large_pr`` for shape "mixed", ``new_files_pr`` for "new-files"."""
+    if shape == "new-files":
+        return new_files_pr(total, seed)
+    if shape == "mixed":
+        return large_pr(total, seed)
+    raise ValueError(f"unknown corpus shape {shape!r}")
+
+
 def forty_files(seed: int = 0, edited: int | None = None) -> Corpus:
     """40 modified code files of 30-90 changed lines; with ``edited``, that file's content
     differs (as after a push that changed one file), every other file is byte-identical."""

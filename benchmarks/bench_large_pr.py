@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import OWNIT, ROOT, apply_isolated_env, isolated_env, median, table
-from _corpus import Corpus, forty_files, large_pr
+from _corpus import Corpus, by_shape, forty_files, large_pr
 
 PR_AGENT_VENV = ROOT / "benchmarks" / ".data" / "pr-agent-venv"
 PR_AGENT_SPEC = "pr-agent==0.49.0"
@@ -152,6 +152,7 @@ class Floor:
     hunk_tokens: int  # their text: the diff itself, without headers or line numbers
     checkable_added: tuple[str, ...]
     checkable_removed: tuple[str, ...]
+    unreviewable: tuple[str, ...]  # changed lines of deleted, generated, ... files (unique)
 
     @property
     def lines(self) -> int:
@@ -179,11 +180,22 @@ def floor_of(corpus: Corpus) -> Floor:
         hunk_tokens=count_tokens("\n".join(hunks)),
         checkable_added=tuple(c.text.strip() for c in checkable if c.tag == "+"),
         checkable_removed=tuple(c.text.strip() for c in checkable if c.tag == "-"),
+        unreviewable=unreviewable_texts(corpus),
     )
 
 
+def unreviewable_texts(corpus: Corpus) -> tuple[str, ...]:
+    """The stripped texts of changed lines in files not reviewable by design, once each."""
+    texts = [c.text.strip() for c in corpus.changed(reviewable=False)]
+    counts: dict[str, int] = {}
+    for text in texts:
+        counts[text] = counts.get(text, 0) + 1
+    return tuple(t for t in texts if t and counts[t] == 1)
+
+
 def share(texts: Sequence[str], sent: set[str]) -> float:
-    return sum(t in sent for t in texts) / len(texts) if texts else 1.0
+    """The fraction of ``texts`` in ``sent``; NaN when there is nothing to check."""
+    return sum(t in sent for t in texts) / len(texts) if texts else math.nan
 
 
 # --- one measured run ---------------------------------------------------------------------
@@ -200,6 +212,7 @@ class Measure:
     out_tokens: int  # as the server billed them (ceil(chars / 4) of the reply)
     cov_added: float
     cov_removed: float
+    unreviewable_sent: float  # share of the unreviewable files' changed lines sent anyway
     covered_lines: float  # coverage x reviewable changed lines
     ok: bool
     note: str = ""
@@ -229,10 +242,15 @@ def measure(cap: Capture, floor: Floor, ok: bool, note: str = "") -> Measure:
         out_tokens=sum(completion for _, _, completion in cap.billed),
         cov_added=cov_added,
         cov_removed=cov_removed,
-        covered_lines=cov_added * floor.added + cov_removed * floor.removed,
+        unreviewable_sent=share(floor.unreviewable, sent),
+        covered_lines=covered(cov_added, floor.added) + covered(cov_removed, floor.removed),
         ok=ok,
         note=note,
     )
+
+
+def covered(coverage: float, lines: int) -> float:
+    return 0.0 if math.isnan(coverage) else coverage * lines
 
 
 def typical(runs: Sequence[Measure]) -> Measure:
@@ -523,6 +541,8 @@ def corpus_table(corpora: dict[int, Corpus], floors: dict[int, Floor]) -> str:
 
 
 def pct(x: float) -> str:
+    if math.isnan(x):
+        return "-"
     return f"{x:.0%}" if x < 0.995 or x == 1 else f"{x:.1%}"
 
 
@@ -543,12 +563,13 @@ def sizes_table(results: dict[int, dict[str, Measure]]) -> str:
                     f"{m.out_tokens:,}",
                     pct(m.cov_added),
                     pct(m.cov_removed),
+                    pct(m.unreviewable_sent),
                     f"{m.per_covered_line:.1f}",
                 ]
             )
     headers = ["size", "tool", "wall s", "1st request s", "waiting s", "not waiting s"]
     headers += ["calls", "in tok"]
-    headers += ["out tok", "cov +", "cov -", "in tok/covered line"]
+    headers += ["out tok", "cov +", "cov -", "unreviewable sent", "in tok/covered line"]
     return table(headers, rows)
 
 
@@ -770,7 +791,7 @@ async def bench_all(args: argparse.Namespace, tmp: Path, exe: Path | None, why: 
             print(f"pr-agent skipped: {why}")
         parts = set(args.parts.split(","))
         if "sizes" in parts and sizes:
-            corpora = {s: large_pr(s, args.seed) for s in sizes}
+            corpora = {s: by_shape(args.shape, s, args.seed) for s in sizes}
             floors = {s: floor_of(c) for s, c in corpora.items()}
             print("\n## Corpus\n\n" + corpus_table(corpora, floors), flush=True)
             results = run_sizes(bench, corpora, floors)
@@ -799,6 +820,12 @@ def main() -> None:
     parser.add_argument("--python312", help="interpreter for pr-agent's venv")
     parser.add_argument("--overhead-size", type=int, default=10_000, help="changed lines")
     parser.add_argument("--parts", default="sizes,rereview,latency,overhead")
+    parser.add_argument(
+        "--shape",
+        choices=("mixed", "new-files"),
+        default="mixed",
+        help="sizes part: a mixed PR (default) or only new files of ~1,000 lines",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     exe, why = (
