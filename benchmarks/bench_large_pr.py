@@ -56,6 +56,18 @@ PR_AGENT_VENV = ROOT / "benchmarks" / ".data" / "pr-agent-venv"
 PR_AGENT_SPEC = "pr-agent==0.49.0"
 WINDOW = 32_768  # both tools' context window
 TOOLS = ("ownit", "pr-agent", "pr-agent large")
+# Files by kind in the corpus table: 587M = 587 modified files.
+KIND_MARKS = {
+    "added": "A",
+    "binary": "B",
+    "deleted": "D",
+    "generated": "G",
+    "lockfile": "L",
+    "modified": "M",
+    "renamed": "R",
+    "renamed+changed": "RM",
+    "vendored": "V",
+}
 # A diff line as either tool renders it: ownit "   12     14 + text", pr-agent "14 +text" in a
 # __new hunk__ and "-text" in an __old hunk__. What is left is the line's own text.
 RENDERED_PREFIX = re.compile(r"^(?:\d+\s+){0,2}[+\-]?\s*")
@@ -531,12 +543,12 @@ def corpus_table(corpora: dict[int, Corpus], floors: dict[int, Floor]) -> str:
                 f"{floor.tokens:,}",
                 f"{floor.per_line:.1f}",
                 f"{floor.hunks_per_line:.1f}",
-                ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+                " ".join(f"{n}{KIND_MARKS[k]}" for k, n in sorted(kinds.items())),
             ]
         )
     headers = ["size", "files", "reviewable", "changed lines", "reviewable + / -", "checked"]
     headers += ["context"]
-    headers += ["floor tok", "floor tok/line", "hunks tok/line", "files by kind"]
+    headers += ["floor tok", "floor tok/line", "hunks tok/line", "files by kind*"]
     return table(headers, rows)
 
 
@@ -793,7 +805,8 @@ async def bench_all(args: argparse.Namespace, tmp: Path, exe: Path | None, why: 
         if "sizes" in parts and sizes:
             corpora = {s: by_shape(args.shape, s, args.seed) for s in sizes}
             floors = {s: floor_of(c) for s, c in corpora.items()}
-            print("\n## Corpus\n\n" + corpus_table(corpora, floors), flush=True)
+            print("\n## Corpus\n\n" + corpus_table(corpora, floors))
+            print("* " + ", ".join(f"{m} {k}" for k, m in KIND_MARKS.items()), flush=True)
             results = run_sizes(bench, corpora, floors)
             print("\n## Per size\n\n" + sizes_table(results))
             print("\n## Ratios (ownit / peer; ownit / floor)\n\n" + ratios_table(results, floors))
