@@ -342,7 +342,9 @@ def pure_rename(old: str, new: str) -> FileDiff:
     return FileDiff(new, "renamed", [*lines, f"rename from {old}", f"rename to {new}"])
 
 
-def _replace_block(path: str, kind: str, old: list[str], new: list[str], rng: random.Random):
+def _replace_block(
+    path: str, kind: str, old: list[str], new: list[str], rng: random.Random
+) -> FileDiff:
     """A modified non-code file whose lines ``old`` become ``new`` in one hunk."""
     f = FileDiff(path, kind, _git_header(path))
     f.lines += [f"index {_hex(rng)}..{_hex(rng)} 100644", f"--- a/{path}", f"+++ b/{path}"]
