@@ -71,6 +71,7 @@ KIND_MARKS = {
 # A diff line as either tool renders it: ownit "   12     14 + text", pr-agent "14 +text" in a
 # __new hunk__ and "-text" in an __old hunk__. What is left is the line's own text.
 RENDERED_PREFIX = re.compile(r"^(?:\d+\s+){0,2}[+\-]?\s*")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 # --- what the server saw ------------------------------------------------------------------
@@ -470,7 +471,8 @@ class PrAgent:
         failed = "Failed to review PR" in done.stdout or done.returncode != 0
         note = ""
         if failed:
-            errors = [ln for ln in done.stderr.splitlines() if "ERROR" in ln or "Failed" in ln]
+            log = ANSI.sub("", done.stderr + "\n" + done.stdout).splitlines()
+            errors = [ln for ln in log if "ERROR" in ln and "Failed" in ln]
             note = f"exit {done.returncode}: " + (errors[-1][-300:] if errors else "failed")
         return not failed, note
 
