@@ -2,10 +2,13 @@
 
     python benchmarks/bench_large_pr.py [--sizes 10,100,1000,10000,50000] [--runs 2]
         [--latency 250] [--failure-rate 0] [--concurrency 8] [--no-pr-agent]
-        [--pr-agent-calls 200] [--latency-chunks 40] [--seed 0]
+        [--pr-agent-calls 200] [--latency-chunks 40] [--overhead-size 10000]
+        [--shape mixed|new-files] [--parts sizes,rereview,latency,overhead]
+        [--python312 PATH] [--seed 0]
 
 Everything talks to ``tests/llm_server.serve()`` on a loopback port, in this process, which
-records every request body, counts its tokens and times it. Four parts (issue 15):
+records every request body and times every request; the benchmark counts the tokens. Four parts
+(issue 15; ``--parts`` chooses); benchmarks/README.md says how pr-agent is installed and run:
 
 1. Sizes. Generated diffs (``_corpus.large_pr``) of about 10 ... 50,000 changed lines, reviewed by
    ``ownit review --diff X`` (the console script, a subprocess, concurrency 8, a 32,768-token
