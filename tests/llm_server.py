@@ -88,6 +88,15 @@ hang (``serve(flaky_hang_ms=3000)`` then a normal answer), reset, malformed, cut
 "hang", "reset", "malformed", "cutbody", "truncated", "line0"), or "404"/"400" for a bad path or
 body. ``srv.billed`` holds (model, prompt_tokens, completion_tokens) for every 200 reply carrying
 a usage block, as a vendor bills it: also when the client timed out on a hang or got a cut body.
+``srv.intervals`` holds (start, end) ``time.perf_counter()`` per request, from the moment its
+headers were read to the moment its reply was written (or the connection reset): the time a
+client spent waiting on this server, latency included, for benchmarks.
+
+pr-agent's review prompt (a system prompt starting "You are PR-Reviewer", the diff as ``## File:
+'path'`` sections with numbered ``__new hunk__`` lines) is answered the way its parser wants: a
+YAML ``review:`` mapping (estimated effort, relevant tests, up to three key issues on the first
+added lines of the first files, security concerns), in the message content, whatever the model
+name's chunk-only switches say.
 ids, ``created``, Date and token counts derive from the request body, so re-recording is stable.
 
 LiteLLM 1.106.2 with ``response_format=<pydantic model titled ChunkReview>`` sends:
@@ -239,6 +248,9 @@ DIFF_LINE = re.compile(r"^([ \d]{6}) ([ \d]{6}) ([ +-])(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
 JSON_START = re.compile(r"^\{", re.M)
+PR_AGENT_REVIEW = re.compile(r"You are PR-Reviewer\b")
+PR_AGENT_FILE = re.compile(r"^## File: '(.+)'$", re.M)
+PR_AGENT_ADDED = re.compile(r"^(\d+) \+(.*)$", re.M)
 
 
 class Request(NamedTuple):
@@ -507,10 +519,59 @@ def weaken(review: JSON, weak: Collection[str], body: JSON) -> JSON | str:
     return review
 
 
+def is_pr_agent_review(body: JSON) -> bool:
+    """Whether the request is pr-agent's /review prompt (answered in YAML, not JSON)."""
+    return bool(PR_AGENT_REVIEW.search(_messages_text(body)))
+
+
+def _pr_agent_issue(section: str) -> str | None:
+    """One key issue in pr-agent's YAML on the first run of added lines of a file section."""
+    path = PR_AGENT_FILE.search(section)
+    added = [(int(m[1]), m[2]) for m in PR_AGENT_ADDED.finditer(section)]
+    if path is None or not added:
+        return None
+    start = end = added[0][0]
+    for number, _ in added[1:]:
+        if number != end + 1:
+            break
+        end = number
+    quoted = added[0][1].strip()[:60].replace("`", "'") or "(blank)"
+    return (
+        f"    - relevant_file: |\n        {path[1]}\n"
+        "      issue_header: |\n        Possible Bug\n"
+        f"      issue_content: |\n        The new code `{quoted}` changes behaviour callers rely "
+        "on; check the inputs that reach it.\n"
+        f"      start_line: {start}\n      end_line: {end}\n"
+    )
+
+
+def pr_agent_review(user_text: str) -> str:
+    """pr-agent's review as YAML: effort from the diff's size, up to three key issues."""
+    starts = [m.start() for m in PR_AGENT_FILE.finditer(user_text)]
+    sections = [user_text[a:b] for a, b in zip(starts, [*starts[1:], len(user_text)], strict=True)]
+    issues = [i for s in sections if (i := _pr_agent_issue(s))][:3]
+    added = len(PR_AGENT_ADDED.findall(user_text))
+    effort = 1 if added < 20 else 2 if added < 100 else 3 if added < 500 else 4
+    return (
+        "review:\n"
+        f"  estimated_effort_to_review_[1-5]: {effort}\n"
+        "  relevant_tests: |\n    No\n"
+        + (
+            "  key_issues_to_review:\n" + "".join(issues)
+            if issues
+            else "  key_issues_to_review: []\n"
+        )
+        + "  security_concerns: |\n    No\n"
+    )
+
+
 def model_output(raw: bytes, body: JSON, weak: Collection[str] = ()) -> JSON | str:
     """What the fake model says: the object, or text for the garbage/fenced switches; ``weak``
-    names the chunk-only switches that change a ChunkReview's content."""
+    names the chunk-only switches that change a ChunkReview's content. pr-agent's review
+    prompt gets its YAML review."""
     user_text = _messages_text(body, roles=("user",))
+    if is_pr_agent_review(body):
+        return GARBAGE if "garbage" in str(body.get("model", "")) else pr_agent_review(user_text)
     synth = is_synthesis(raw, body)
     model = str(body.get("model", ""))
     obj = synthesis(user_text) if synth else chunk_review(user_text, "badanchor" in model)
@@ -1116,6 +1177,14 @@ class _Handler(BaseHTTPRequestHandler):
     raw = b""
 
     def do_POST(self) -> None:
+        start = time.perf_counter()
+        try:
+            self._post()
+        finally:
+            with self.server.lock:
+                self.server.intervals.append((start, time.perf_counter()))
+
+    def _post(self) -> None:
         self.raw = raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urlsplit(self.path).path
         try:
@@ -1186,6 +1255,7 @@ class _Server(ThreadingHTTPServer):
         self.seen: Counter[str] = Counter()  # request body sha256 -> times received
         self.stats: Counter[str] = Counter()
         self.billed: list[tuple[str, int, int]] = []
+        self.intervals: list[tuple[float, float]] = []  # (start, end) perf_counter per request
         self.flaky_hang_ms = flaky_hang_ms
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -1196,11 +1266,13 @@ class _Server(ThreadingHTTPServer):
 
 class LLMServer(str):
     """The base URL ``http://HOST:PORT`` (a str) plus ``.requests``: every Request received,
-    ``.stats``: outcome -> count, ``.billed``: (model, prompt, completion) per billed reply."""
+    ``.stats``: outcome -> count, ``.billed``: (model, prompt, completion) per billed reply,
+    ``.intervals``: (start, end) perf_counter of each request, arrival to reply written."""
 
     requests: list[Request]
     stats: Counter[str]
     billed: list[tuple[str, int, int]]
+    intervals: list[tuple[float, float]]
 
     def __new__(
         cls,
@@ -1208,11 +1280,13 @@ class LLMServer(str):
         requests: list[Request],
         stats: Counter[str] | None = None,
         billed: list[tuple[str, int, int]] | None = None,
+        intervals: list[tuple[float, float]] | None = None,
     ) -> LLMServer:
         self = super().__new__(cls, url)
         self.requests = requests
         self.stats = Counter() if stats is None else stats
         self.billed = [] if billed is None else billed
+        self.intervals = [] if intervals is None else intervals
         return self
 
     @property
@@ -1234,7 +1308,7 @@ def serve(
     thread.start()
     try:
         url = f"http://{host}:{server.server_address[1]}"
-        yield LLMServer(url, server.received, server.stats, server.billed)
+        yield LLMServer(url, server.received, server.stats, server.billed, server.intervals)
     finally:
         server.shutdown()
         server.server_close()

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -734,3 +735,64 @@ def test_flaky_failures_have_the_vendors_shapes() -> None:
     assert truncated.json()["choices"][0]["finish_reason"] == "length"
     line0 = found["line0"]
     assert isinstance(line0, Answer) and review(line0)["questions"][-1]["start_line"] == -10374
+
+
+# pr-agent's review prompt and request timing (for benchmarks/bench_large_pr.py) ---------------
+
+PR_AGENT_DIFF = """--PR Info--
+
+The PR code diff:
+======
+## File: 'src/app.py'
+
+@@ -10,3 +10,4 @@
+__new hunk__
+10  keep = 1
+11 +added = compute(1)
+12 +more = compute(2)
+13  keep = 2
+__old hunk__
+ keep = 1
+-removed = compute(0)
+ keep = 2
+
+## File: 'docs/notes.md'
+
+@@ -1,1 +1,2 @@
+__new hunk__
+1  # Notes
+2 +A new line.
+======
+"""
+
+
+def test_pr_agent_review_prompt_gets_a_yaml_review(srv: LLMServer) -> None:
+    body = {
+        "model": "gpt-local",
+        "messages": [
+            {"role": "system", "content": "You are PR-Reviewer, a language model ..."},
+            {"role": "user", "content": PR_AGENT_DIFF},
+        ],
+    }
+    answer = send(srv, OPENAI, body)
+    assert answer.status == 200, answer.data
+    data = yaml.safe_load(answer.content)
+    issues = data["review"]["key_issues_to_review"]
+    assert [(i["relevant_file"].strip(), i["start_line"], i["end_line"]) for i in issues] == [
+        ("src/app.py", 11, 12),
+        ("docs/notes.md", 2, 2),
+    ]
+    assert data["review"]["security_concerns"].strip() == "No"
+    assert answer.json()["usage"]["prompt_tokens"] == prompt_of(srv, body)
+
+
+def test_intervals_cover_each_request_and_its_latency(srv: LLMServer) -> None:
+    send(srv, OPENAI, openai_body("latency50-model"))
+    send(srv, OPENAI, openai_body("gpt-local"))
+    # An interval is appended just after its reply is written, so the client may be first.
+    deadline = time.monotonic() + 5
+    while len(srv.intervals) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(srv.intervals) == len(srv.requests) == 2
+    slow, fast = sorted(srv.intervals, key=lambda iv: iv[1] - iv[0], reverse=True)
+    assert slow[1] - slow[0] >= 0.05 > fast[1] - fast[0]
