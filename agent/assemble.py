@@ -21,9 +21,9 @@ from agent.result import (
     Review,
     Usage,
 )
+from agent.riskiest import FOR_BUDGET
 from agent.schema import Dropped, Synthesis
 from agent.state import ChunkResult
-from agent.triage import FOR_BUDGET
 
 EXAMPLES = 20
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import masking, prompts, replies, reuse, synthesis, triage
+from agent import masking, prompts, replies, reuse, riskiest, synthesis
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
 from agent.client import Endpoint, ModelClient
@@ -109,7 +109,7 @@ def _within_max_cost(
     if limit is None or cost is None or cost <= limit or not made.chunks:
         return made, None
     if ctx.settings.over_max_cost == "riskiest_first":
-        partial = triage.riskiest_within(diff, made, limit, planner)
+        partial = riskiest.riskiest_within(diff, made, limit, planner)
         if partial is not None:
             notes.append(partial[1])
             return partial[0], None

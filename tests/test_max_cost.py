@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.policy import exit_code, failed, parse_fail_on
 from agent.review import ReviewRequest, dry_run
-from agent.triage import risk
+from agent.riskiest import risk
 from tests.fakes import FakeTransport, user_text, wants
 from tests.test_pipeline import run, write_config
 
