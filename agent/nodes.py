@@ -36,7 +36,7 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         return {"title": state.source.title}
     settings = runtime.context.settings
     # Only what will be sent is scanned: an excluded file's secrets stay on this machine anyway.
-    sent = [f for f in state.diff.files if not skip_reason(f, settings.exclude, settings.sensitive)]
+    sent = [f for f in state.diff.files if not skip_reason(f, settings)]
     masked = masking.mask(replace(state.diff, files=tuple(sent)), state.source.title)
     replaced = iter(masked.diff.files)
     chosen = {id(f) for f in sent}

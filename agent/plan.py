@@ -12,8 +12,8 @@ from agent.config import ReviewSettings
 from agent.diff import Diff
 from agent.errors import ConfigError
 from agent.providers import ModelFacts
-from agent.schema import ChunkReview, Synthesis
-from agent.tokens import count_messages
+from agent.schema import ChunkReview, Synthesis, reply_shape
+from agent.tokens import count_messages, count_tokens
 
 # Tokens held back from the window for the difference between our tokenizer and the model's.
 SAFETY_MARGIN = 0.10
@@ -46,11 +46,26 @@ class Plan:
 
 @cache
 def schema_text(schema: type[ChunkReview] | type[Synthesis]) -> str:
-    return json.dumps(schema.model_json_schema(), indent=1)
+    """The reply's shape as the prompt shows it; the full JSON schema goes through
+    ``response_format`` where the model takes it."""
+    return reply_shape(schema)
 
 
-def chunk_overhead() -> int:
-    """Tokens of the chunk prompt around the diff itself."""
+@cache
+def response_format_tokens(schema: type[ChunkReview] | type[Synthesis]) -> int:
+    """About what the JSON schema sent as ``response_format`` costs (providers bill it as
+    prompt tokens)."""
+    return count_tokens(json.dumps(schema.model_json_schema(), separators=(",", ":")))
+
+
+def chunk_overhead(send_schema: bool = False) -> int:
+    """Tokens each chunk's call pays besides the diff: the prompt around it, and the schema
+    when it also goes as ``response_format``."""
+    schema = response_format_tokens(ChunkReview) if send_schema else 0
+    return _prompt_overhead() + schema
+
+
+def _prompt_overhead() -> int:
     prompt = prompts.load("chunk")
     empty = prompt.render(
         schema=schema_text(ChunkReview),
@@ -67,10 +82,11 @@ def chunk_overhead() -> int:
 def make_plan(
     diff: Diff, facts: ModelFacts, settings: ReviewSettings, model_name: str, model: str
 ) -> Plan:
-    overhead = chunk_overhead()
+    overhead = chunk_overhead(facts.send_schema)
     max_output = min(settings.max_output_tokens, facts.max_output_tokens or 10**9)
     room = int((facts.context_window - overhead - max_output) * (1 - SAFETY_MARGIN))
-    budget = min(settings.max_chunk_tokens, room)
+    # The window's room, unless a configured budget caps it.
+    budget = room if settings.max_chunk_tokens is None else min(settings.max_chunk_tokens, room)
     if budget < 500:
         raise ConfigError(
             f"{model_name}'s context window ({facts.context_window} tokens) leaves {budget} "
@@ -78,7 +94,7 @@ def make_plan(
             hint="set a larger context_window for it in providers.yaml if it has one, "
             "lower review.max_output_tokens, or choose another model with --model",
         )
-    packing = pack(diff, budget, settings.exclude, settings.sensitive)
+    packing = pack(diff, budget, settings)
     n = len(packing.chunks)
     prompt_tokens = sum(c.tokens + overhead for c in packing.chunks)
     output_tokens = n * EST_OUTPUT_PER_CHUNK

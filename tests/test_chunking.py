@@ -13,7 +13,7 @@ from agent.chunking import Chunk, Packing, pack, split_chunk
 from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, parse_diff
 from agent.errors import ConfigError
-from agent.plan import chunk_overhead, estimate_cost, make_plan
+from agent.plan import SAFETY_MARGIN, chunk_overhead, estimate_cost, make_plan
 from agent.pricing import Price
 from agent.providers import ModelFacts
 from agent.tokens import count_tokens
@@ -54,14 +54,20 @@ def synthetic_diff(
 
 
 def lines_sent(packing: Packing) -> dict[str, list[DiffLine]]:
-    """Every diff line the chunks carry, per file, in chunk order."""
-    sent: dict[str, list[DiffLine]] = {}
+    """Every diff line the chunks carry, per file, in the order of the file (a file's parts
+    may sit in chunks in any order: best-fit places its tail wherever it fits)."""
+    pieces: dict[str, list[tuple[tuple[int, int], tuple[DiffLine, ...]]]] = {}
     for chunk in packing.chunks:
         for part in chunk.files:
-            lines = sent.setdefault(part.file.path, [])
-            for hunk in part.hunks:
-                lines.extend(hunk.lines)
-    return sent
+            if part.summary is not None:
+                continue
+            shown = pieces.setdefault(part.file.path, [])
+            for span, hunk in zip(part.spans, part.hunks, strict=True):
+                shown.append(((span.hunk, span.start), hunk.lines))
+    return {
+        path: [line for _, lines in sorted(shown, key=lambda p: p[0]) for line in lines]
+        for path, shown in pieces.items()
+    }
 
 
 def hunks_covered(chunks: tuple[Chunk, ...] | Packing) -> dict[str, int]:
@@ -72,6 +78,9 @@ def hunks_covered(chunks: tuple[Chunk, ...] | Packing) -> dict[str, int]:
     files = {}
     for chunk in chunks:
         for part in chunk.files:
+            if part.summary is not None:
+                assert part.hunks == () and part.spans == ()  # names the file, shows no line
+                continue
             files[part.file.path] = part.file
             assert len(part.spans) == len(part.hunks)
             for span, shown in zip(part.spans, part.hunks, strict=True):
@@ -111,10 +120,16 @@ def assert_complete_and_within_budget(
 ) -> None:
     skipped = {s.path for s in packing.skipped}
     reviewed = [f for f in diff.files if f.path not in skipped]
+    # A summarized file (a deleted one) is named in exactly one part, and nothing else is sent
+    # of it; a file not sent appears nowhere.
+    named = [p.file.path for c in packing.chunks for p in c.files if p.summary is not None]
+    assert sorted(named) == sorted(s.path for s in packing.skipped if s.kind == "summarized")
+    carried = {p.file.path for c in packing.chunks for p in c.files}
+    assert not carried & {s.path for s in packing.skipped if s.kind == "not_sent"}
     # Every reviewed file is sent (a pure rename or an empty new file as its header alone),
     # every hunk is counted exactly once ...
     assert hunks_covered(packing) == {f.path: len(f.hunks) for f in reviewed}
-    # ... and every one of its lines is sent exactly once, in diff order.
+    # ... and every one of its lines is sent exactly once.
     expected = {f.path: [ln for h in f.hunks for ln in h.lines] for f in reviewed}
     sent = lines_sent(packing)
     if allow_cut:
@@ -236,7 +251,7 @@ def test_excluded_globs_are_skipped_and_the_rest_reviewed() -> None:
     text = synthetic_diff(2, 2) + synthetic_diff(1, 3, path="deps/poetry.lock")
     text += synthetic_diff(1, 1, path="web/yarn.lock")
     diff = parse_diff(text)
-    packing = pack(diff, 12000, exclude=("*.lock",))
+    packing = pack(diff, 12000, ReviewSettings(exclude=("*.lock",)))
     skipped = {s.path: s for s in packing.skipped}
     assert set(skipped) == {"deps/poetry.lock", "web/yarn.lock"}
     assert skipped["deps/poetry.lock"].hunks == 3
@@ -248,7 +263,7 @@ def test_excluded_globs_are_skipped_and_the_rest_reviewed() -> None:
 
 def test_exclude_matches_a_bare_file_name_in_any_directory() -> None:
     diff = parse_diff(synthetic_diff(1, 1, path="frontend/app/package-lock.json"))
-    packing = pack(diff, 12000, exclude=("package-lock.json",))
+    packing = pack(diff, 12000, ReviewSettings(exclude=("package-lock.json",)))
     assert [s.path for s in packing.skipped] == ["frontend/app/package-lock.json"]
 
 
@@ -279,8 +294,9 @@ def test_plan_for_the_example_is_one_call() -> None:
     diff = parse_diff(EXAMPLE.read_bytes())
     settings = ReviewSettings()
     plan = make_plan(diff, facts(), settings, "claude-sonnet", "anthropic/claude-sonnet-4-5")
-    # A huge window leaves the configured chunk limit as the binding budget.
-    assert plan.budget == settings.max_chunk_tokens
+    # Unset, the budget is what the window leaves after the prompt, the reply and the margin.
+    reply = min(settings.max_output_tokens, 8192)
+    assert plan.budget == int((200_000 - chunk_overhead(True) - reply) * (1 - SAFETY_MARGIN))
     assert len(plan.chunks) == 1 and plan.calls == 1  # no synthesis for a single chunk
     assert (plan.files_total, plan.hunks_total) == (3, 3)
     assert plan.prompt_tokens > plan.chunks[0].tokens  # the prompt around the diff counts
@@ -292,7 +308,7 @@ def test_plan_budget_leaves_room_for_prompt_and_reply_in_the_window() -> None:
     settings = ReviewSettings()
     f = facts(window=8000)
     plan = make_plan(diff, f, settings, "small", "openai/small")
-    assert 500 <= plan.budget < settings.max_chunk_tokens  # the window binds here
+    assert 500 <= plan.budget < 8000
     reply = min(settings.max_output_tokens, f.max_output_tokens or 10**9)
     assert plan.budget + chunk_overhead() + reply <= f.context_window
     for chunk in plan.chunks:

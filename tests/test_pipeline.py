@@ -377,9 +377,10 @@ def test_a_tokenizer_that_counts_more_is_learnt(tmp_path: Path) -> None:
         {"max_chunk_tokens": 20000, "max_output_tokens": 1200, "concurrency": 1},
         primary={"model": "openai/primary-model", "context_window": limit},
     )
-    review = run(tmp_path, transport, config, diff=big_diff(10, 40))
+    # Many small files: the packed chunks are full, so the first one overflows the window.
+    review = run(tmp_path, transport, config, diff=big_diff(40, 10))
     assert review.complete, review.problems
-    assert review.coverage.hunks_reviewed == 10
+    assert review.coverage.hunks_reviewed == 40
     calls = ledger().calls()
     # Only the first chunk, sent before any reply, was refused (and asked again once); later
     # ones were sized (and split when needed) with the model's own count, before sending.
@@ -569,7 +570,7 @@ def test_a_window_too_small_for_the_prompt_sends_every_part_to_the_fallback(
     def handler(request: ModelRequest) -> Any:
         if request.model.name == "primary":
             return ContextOverflowError(
-                "This model's maximum context length is 1800 tokens", window=1800, status=400
+                "This model's maximum context length is 1200 tokens", window=1200, status=400
             )
         return good(request)
 
@@ -591,8 +592,8 @@ def test_a_line_too_long_for_the_primary_goes_to_a_fallback_with_a_larger_window
     from agent.tokens import count_messages
 
     def handler(request: ModelRequest) -> Any:
-        if request.model.name == "primary" and count_messages(request.messages) > 2600:
-            return ContextOverflowError("prompt is too long", window=3000, status=400)
+        if request.model.name == "primary" and count_messages(request.messages) > 1800:
+            return ContextOverflowError("prompt is too long", window=2200, status=400)
         return good(request)
 
     long_line = "x = '" + "word " * 1500 + "'"
