@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, FileDiff, Hunk
-from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, render_file, render_line
+from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, render_line
 from agent.tokens import count_tokens, truncate
 from agent.triage import decide
 
@@ -74,8 +74,9 @@ def split_parts(diff: Diff, budget: int, settings: ReviewSettings | None = None)
 
 
 def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]], list[str]]:
-    """The file as one part when it fits, else as few parts (consecutive hunks, or pieces of a
-    hunk) as fit; and a note for each line that had to be cut."""
+    """The file as one part when it fits, else as few parts as fit: consecutive hunks
+    together, a part topped up with the first lines of the next hunk when much room is left,
+    and a hunk larger than a part cut into pieces; with a note for each line cut to fit."""
     whole = ChunkFile(
         file, file.hunks, tuple(HunkSpan(i, 0, len(h.lines)) for i, h in enumerate(file.hunks))
     )
@@ -83,66 +84,136 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
     if tokens <= budget or not file.hunks:
         return [(whole, tokens)], []
     notes: list[str] = []
-    head = count_tokens("\n".join(file_header(file)))
-    piece_budget = budget - head - 16
-    if piece_budget < _MIN_KEPT:
+    parts = _Filler(file, budget)
+    if budget - parts.head - _SLACK < _MIN_KEPT:
         # Paths this long (generated trees) leave no room for lines: send the file one line at
         # a time anyway, each part over the budget; the model client checks the real window.
         notes.append(
             f"{file.path}: its path alone nearly fills a chunk; its parts are sent over the "
             "chunk budget"
         )
-        piece_budget = _MIN_KEPT
-    units: list[_Unit] = []
     for index, hunk in enumerate(file.hunks):
-        alone = count_tokens(render_file(file, (hunk,)))
-        if alone <= budget:
-            units.append(_Unit(HunkSpan(index, 0, len(hunk.lines)), hunk, alone - head))
+        size = count_tokens("\n".join([hunk.header, *map(render_line, hunk.lines)])) + 1
+        if parts.used + size <= budget:
+            parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
             continue
-        ranges, cut = split_hunk(hunk, piece_budget)
-        for line in cut.values():
-            side, n = ("new", line.new_no) if line.new_no is not None else ("old", line.old_no)
-            notes.append(f"{file.path}: {side} line {n} is longer than a chunk and was cut to fit")
-        for start, end, used in ranges:
-            lines = tuple(cut.get(i, hunk.lines[i]) for i in range(start, end))
-            units.append(_Unit(HunkSpan(index, start, end), piece(hunk, lines, start, end), used))
-    return _group(file, units, head, budget), notes
+        if parts.room() < budget * _TOP_UP and parts.head + size <= budget:
+            parts.flush()  # too little room left to be worth cutting the hunk for
+            parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
+            continue
+        notes.extend(_add_in_pieces(parts, index, hunk))
+    parts.flush()
+    return parts.out, notes
 
 
-@dataclass(frozen=True)
-class _Unit:
-    span: HunkSpan
-    hunk: Hunk  # as shown: the whole hunk, or a piece of it
-    tokens: int  # its header and lines, rendered
+# Tokens kept free in a part for what the estimates miss (piece headers, joins).
+_SLACK = 16
+# A part is topped up with the first lines of a hunk that does not fit when at least this share
+# of the budget is left; with less, the hunk starts the next part whole.
+_TOP_UP = 0.05
 
 
-def _group(
-    file: FileDiff, units: list[_Unit], head: int, budget: int
-) -> list[tuple[ChunkFile, int]]:
-    """Consecutive units in as few parts as fit the budget (each unit alone fits it)."""
-    out: list[tuple[ChunkFile, int]] = []
-    current: list[_Unit] = []
-    used = head
+class _Filler:
+    """Parts of one file, filled in order."""
 
-    def flush(group: list[_Unit]) -> None:
-        part = ChunkFile(file, tuple(u.hunk for u in group), tuple(u.span for u in group))
+    def __init__(self, file: FileDiff, budget: int) -> None:
+        self.file, self.budget = file, budget
+        self.head = count_tokens("\n".join(file_header(file)))
+        self.out: list[tuple[ChunkFile, int]] = []
+        self.spans: list[HunkSpan] = []
+        self.hunks: list[Hunk] = []
+        self.used = self.head
+
+    def room(self) -> int:
+        """Tokens a piece may take in the current part (at least a line's worth)."""
+        return max(self.budget - self.used - _SLACK, _MIN_KEPT)
+
+    def add(self, span: HunkSpan, hunk: Hunk, tokens: int) -> None:
+        self.spans.append(span)
+        self.hunks.append(hunk)
+        self.used += tokens
+
+    def flush(self) -> None:
+        if self.spans:
+            self._emit(list(zip(self.spans, self.hunks, strict=True)))
+        self.spans, self.hunks, self.used = [], [], self.head
+
+    def _emit(self, group: list[tuple[HunkSpan, Hunk]]) -> None:
+        part = ChunkFile(self.file, tuple(h for _, h in group), tuple(s for s, _ in group))
         tokens = count_tokens(part.render())
-        if tokens > budget and len(group) > 1:  # the sum of the pieces' counts was off
-            mid = len(group) // 2
-            flush(group[:mid])
-            flush(group[mid:])
+        if tokens > self.budget and len(group) > 1:  # the sum of the estimates was off
+            self._emit(group[: len(group) // 2])
+            self._emit(group[len(group) // 2 :])
             return
-        out.append((part, tokens))
+        self.out.append((part, tokens))
 
-    for unit in units:
-        if current and used + 1 + unit.tokens > budget:
-            flush(current)
-            current, used = [], head
-        current.append(unit)
-        used += 1 + unit.tokens
-    if current:
-        flush(current)
-    return out
+
+def _add_in_pieces(parts: _Filler, index: int, hunk: Hunk) -> list[str]:
+    """``hunk`` cut into pieces: the first fills the current part, the others fresh ones (the
+    last one stays open for the hunks after it). Returns notes for lines cut to fit."""
+    n = len(hunk.lines)
+    # A piece's own header also says which lines of the hunk it holds.
+    header = count_tokens(f"{hunk.header} (lines {n}-{n} of {n})") + 4
+    fresh = max(parts.budget - parts.head - _SLACK, _MIN_KEPT)
+    costs, cut = _line_costs(hunk, fresh - header)
+    starts = sorted(boundaries(hunk.lines))
+    start = 0
+    while start < n:
+        room = parts.room()
+        if parts.spans and (room < parts.budget * _TOP_UP or header + costs[start] > room):
+            parts.flush()
+            continue
+        end, tokens = _take(costs, starts, start, room, header)
+        lines = tuple(cut.get(i, hunk.lines[i]) for i in range(start, end))
+        parts.add(HunkSpan(index, start, end), piece(hunk, lines, start, end), tokens + 1)
+        start = end
+        if start < n:
+            parts.flush()
+    notes = []
+    for line in cut.values():
+        side, no = ("new", line.new_no) if line.new_no is not None else ("old", line.old_no)
+        notes.append(
+            f"{parts.file.path}: {side} line {no} is longer than a chunk and was cut to fit"
+        )
+    return notes
+
+
+def _line_costs(hunk: Hunk, room: int) -> tuple[list[int], dict[int, DiffLine]]:
+    """Each line's tokens once rendered (with its newline); a single line longer than ``room``
+    (minified or generated text) is cut to fit, with a visible marker, and returned by index so
+    the review can say so."""
+    keep = room - 40  # what a cut line keeps, leaving room for its marker
+    costs: list[int] = []
+    cut: dict[int, DiffLine] = {}
+    for i, line in enumerate(hunk.lines):
+        cost = count_tokens(render_line(line)) + 1
+        if cost > room and keep >= _MIN_KEPT:
+            line = _truncate(line, keep, cost)
+            cut[i] = line
+            cost = count_tokens(render_line(line)) + 1
+        costs.append(cost)
+    return costs, cut
+
+
+def _take(
+    costs: list[int], starts: list[int], start: int, room: int, header: int
+) -> tuple[int, int]:
+    """Where a piece from line ``start`` ends to fit ``room`` tokens with its header (at least
+    one line), and its tokens: at the last line that fits, or earlier where a function or class
+    starts if the piece is then at least half full."""
+    end, used = start, header
+    prefix = [used]
+    while end < len(costs) and (end == start or used + costs[end] <= room):
+        used += costs[end]
+        end += 1
+        prefix.append(used)
+    if end < len(costs):
+        k = bisect_right(starts, end) - 1
+        if k >= 0 and starts[k] > start:
+            filled = prefix[starts[k] - start] - header
+            if filled >= _BOUNDARY_FILL * (room - header):
+                end = starts[k]
+    return end, prefix[end - start]
 
 
 def boundaries(lines: tuple[DiffLine, ...]) -> set[int]:
@@ -171,48 +242,6 @@ def _indent(text: str) -> int | None:
 
 def _decorates(text: str, indent: int) -> bool:
     return _indent(text) == indent and bool(_DECORATION.match(text.lstrip()))
-
-
-def split_hunk(hunk: Hunk, budget: int) -> tuple[list[tuple[int, int, int]], dict[int, DiffLine]]:
-    """Consecutive line ranges ``(start, end, tokens)`` of one hunk, each within ``budget``
-    tokens once rendered with its own header, cut where a function or class starts when one
-    is in the second half of what fits.
-
-    A single line longer than the budget (minified or generated text) is cut to fit, with a
-    visible marker; the cut lines are returned by index so the review can say so.
-    """
-    n = len(hunk.lines)
-    # A piece's own header also says which lines of the hunk it holds.
-    header = count_tokens(f"{hunk.header} (lines {n}-{n} of {n})") + 4
-    keep = budget - header - 40  # what a cut line keeps, leaving room for its marker
-    cut: dict[int, DiffLine] = {}
-    costs: list[int] = []
-    for i, line in enumerate(hunk.lines):
-        cost = count_tokens(render_line(line)) + 1
-        if header + cost > budget and keep >= _MIN_KEPT:
-            line = _truncate(line, keep, cost)
-            cut[i] = line
-            cost = count_tokens(render_line(line)) + 1
-        costs.append(cost)
-    starts = sorted(boundaries(hunk.lines))
-    ranges: list[tuple[int, int, int]] = []
-    first, prefix = 0, [header]  # prefix[k]: the header and lines first..first+k-1
-    for i, cost in enumerate(costs):
-        while i > first and prefix[-1] + cost > budget:
-            end = i
-            k = bisect_right(starts, i) - 1
-            if k >= 0 and starts[k] > first:
-                filled = prefix[starts[k] - first] - header
-                if filled >= _BOUNDARY_FILL * (budget - header):
-                    end = starts[k]
-            ranges.append((first, end, prefix[end - first]))
-            moved = prefix[end - first] - header
-            prefix = [p - moved for p in prefix[end - first :]]
-            first = end
-        prefix.append(prefix[-1] + cost)
-    if hunk.lines:
-        ranges.append((first, n, prefix[-1]))
-    return ranges, cut
 
 
 def _truncate(line: DiffLine, keep: int, total: int) -> DiffLine:

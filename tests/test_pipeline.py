@@ -107,6 +107,47 @@ def test_a_good_model_gives_a_complete_review_recorded_call_by_call(tmp_path: Pa
     assert row.prompt_version and row.prompt_version == review.run.prompt_version
 
 
+DELETED_SVG = (
+    "diff --git a/assets/logo.svg b/assets/logo.svg\ndeleted file mode 100644\n"
+    "--- a/assets/logo.svg\n+++ /dev/null\n@@ -1,200 +0,0 @@\n"
+    + "".join(f'-<path d="M{i} {i}L{i + 1} {i + 3}" fill="#a0{i % 10}"/>\n' for i in range(200))
+)
+
+
+def test_a_deleted_file_is_summarized_not_sent_and_counted_apart(tmp_path: Path) -> None:
+    transport = FakeTransport()
+    diff = EXAMPLE.read_bytes() + DELETED_SVG.encode()
+    review = run(tmp_path, transport, diff=diff)
+    (request,) = transport.requests
+    sent = user_text(request)
+    # Named with its size, once; none of its 200 lines.
+    assert "=== FILE assets/logo.svg (deleted, not shown) ===" in sent
+    assert "(deleted (200 lines, " in sent and "M7 7L8 10" not in sent
+    # Neither reviewed lines nor a failure: the review is complete, the file listed apart.
+    assert review.complete, review.problems
+    assert [s.path for s in review.coverage.summarized] == ["assets/logo.svg"]
+    assert "reviewed as a deletion" in review.coverage.summarized[0].reason
+    assert review.coverage.not_reviewed == []
+    assert (review.coverage.hunks_reviewed, review.coverage.hunks_total) == (3, 4)
+    assert (review.coverage.files_reviewed, review.coverage.files_total) == (3, 4)
+    from agent.render.markdown import footer, render_markdown
+
+    assert "## Summarized, not shown" in render_markdown(review)
+    assert "(1 file(s) summarized)" in footer(review)
+
+
+def test_a_summarized_file_whose_part_failed_is_not_reviewed_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    def handler(request: ModelRequest) -> Any:
+        return RequestRejectedError("refused", status=400)
+
+    review = run(tmp_path, FakeTransport(handler), diff=EXAMPLE.read_bytes() + DELETED_SVG.encode())
+    assert review.coverage.summarized == []
+    (logo,) = [n for n in review.coverage.not_reviewed if n.path == "assets/logo.svg"]
+    assert "model call failed" in logo.reason
+
+
 # --- provider errors ------------------------------------------------------------------------
 
 
