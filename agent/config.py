@@ -190,6 +190,9 @@ class ReviewSettings(_Strict):
     generated: tuple[str, ...] = GENERATED
     # Also treat files marked @generated / DO NOT EDIT near their top as generated.
     generated_markers: bool = True
+    # Unchanged lines shown above each piece of the change, up to its enclosing function or
+    # class, read from the checkout, only into room a chunk has left; per piece, 0 for none.
+    context_lines: int = Field(default=30, ge=0, le=1000)
 
 
 class Config(_Strict):

@@ -20,9 +20,10 @@ from agent.errors import (
     NoModelError,
     ProviderError,
 )
-from agent.plan import make_plan, schema_text
+from agent.plan import make_plan, schema_text, with_context
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
+from agent.surround import worktree_reader
 
 
 async def load(state: State) -> dict[str, Any]:
@@ -55,6 +56,7 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     made = make_plan(diff, ctx.facts, ctx.settings, ctx.model.name, ctx.model.litellm_model)
     refused = None
     notes = list(ctx.notes)
+    facts = ctx.facts
     if ctx.budget is not None:
         decision = ctx.budget.decide(
             made,
@@ -65,13 +67,21 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         if decision.note:
             notes.append(decision.note)
         if decision.switch_to and decision.facts and decision.plan:
-            made = decision.plan
+            made, facts = decision.plan, decision.facts
             if ctx.client is not None:
                 ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
     if notes:
         made = replace(made, notes=(*notes, *made.notes))
+    if (root := state.source.repo_root) is not None:
+        made = with_context(
+            made,
+            facts,
+            worktree_reader(root),
+            max_lines=ctx.settings.context_lines,
+            check=masking.is_clean if state.mask else lambda path, lines: True,
+        )
     limit = ctx.settings.max_cost_usd
     cost = made.cost_usd
     if refused is None and limit is not None and cost is not None and cost > limit and made.chunks:

@@ -13,6 +13,7 @@ from agent.diff import Diff
 from agent.errors import ConfigError
 from agent.providers import ModelFacts
 from agent.schema import ChunkReview, Synthesis, reply_shape
+from agent.surround import Check, Reader, add_context
 from agent.tokens import count_messages, count_tokens
 
 # Tokens held back from the window for the difference between our tokenizer and the model's.
@@ -121,3 +122,15 @@ def estimate_cost(plan: Plan, facts: ModelFacts) -> float | None:
     if facts.price is None:
         return None
     return facts.price.estimate(plan.prompt_tokens, plan.output_tokens)
+
+
+def with_context(
+    plan: Plan, facts: ModelFacts, read: Reader, *, max_lines: int, check: Check
+) -> Plan:
+    """The plan with context lines in the room its chunks have left (``agent.surround``)."""
+    if not max_lines or not plan.chunks:
+        return plan
+    chunks = add_context(plan.chunks, plan.budget, read, max_lines=max_lines, check=check)
+    added = sum(c.tokens for c in chunks) - sum(c.tokens for c in plan.chunks)
+    grown = replace(plan, chunks=chunks, prompt_tokens=plan.prompt_tokens + added)
+    return replace(grown, cost_usd=estimate_cost(grown, facts))

@@ -222,15 +222,20 @@ def boundaries(lines: tuple[DiffLine, ...]) -> set[int]:
     found: set[int] = set()
     for i, line in enumerate(lines):
         indent = _indent(line.text)
-        if indent is None or indent > _MAX_INDENT:
-            continue
-        if not _DEFINITION.match(line.text.lstrip()):
+        if indent is None or not definition_at(line.text):
             continue
         start = i
         while start > 0 and _decorates(lines[start - 1].text, indent):
             start -= 1
         found.add(start)
     return found
+
+
+def definition_at(text: str) -> bool:
+    """Whether a function or class (``def``, ``class``, ``function``, ``func``, …) starts on
+    this line, at low indentation (a top-level one or a method)."""
+    indent = _indent(text)
+    return indent is not None and indent <= _MAX_INDENT and bool(_DEFINITION.match(text.lstrip()))
 
 
 def _indent(text: str) -> int | None:
