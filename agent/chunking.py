@@ -48,10 +48,13 @@ __all__ = [
 ]
 
 
-def pack(diff: Diff, budget: int, settings: ReviewSettings | None = None) -> Packing:
+def pack(
+    diff: Diff, budget: int, settings: ReviewSettings | None = None, max_parts: int | None = None
+) -> Packing:
     """``split_parts`` then ``pack_parts``."""
     parts = split_parts(diff, budget, settings)
-    return Packing(pack_parts(parts.parts, budget), parts.skipped, budget, parts.notes)
+    chunks = pack_parts(parts.parts, budget, max_parts)
+    return Packing(chunks, parts.skipped, budget, parts.notes)
 
 
 def split_chunk(chunk: Chunk) -> tuple[Chunk, Chunk] | None:

@@ -22,6 +22,10 @@ SAFETY_MARGIN = 0.10
 EST_OUTPUT_PER_CHUNK = 1200
 EST_SYNTHESIS_INPUT_PER_CHUNK = 600
 EST_SYNTHESIS_OUTPUT = 600
+# Reply tokens to plan for each file of a chunk (its walkthrough, its share of the questions):
+# a chunk holds no more files than its reply can explain, and never fewer than MIN_FILES.
+REPLY_PER_FILE = 120
+MIN_FILES = 4
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ def make_plan(
             hint="set a larger context_window for it in providers.yaml if it has one, "
             "lower review.max_output_tokens, or choose another model with --model",
         )
-    packing = pack(diff, budget, settings)
+    files = max(MIN_FILES, max_output // REPLY_PER_FILE)
+    packing = pack(diff, budget, settings, max_parts=files)
     n = len(packing.chunks)
     prompt_tokens = sum(c.tokens + overhead for c in packing.chunks)
     output_tokens = n * EST_OUTPUT_PER_CHUNK

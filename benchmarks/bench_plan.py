@@ -161,6 +161,7 @@ def run_case(name: str, runs: int) -> dict[str, Any]:
         "lower_bound": math.ceil(sum(c.tokens for c in made.chunks) / made.budget),
         "under_half": sum(1 for c in made.chunks if c.tokens < made.budget / 2),
         "overhead": chunk_overhead(),
+        "overhead_schema": chunk_overhead(True) - chunk_overhead(),
         "not_sent": len(made.skipped),
         "diff_tokens": sum(c.tokens for c in made.chunks),
         "prompt_tokens": made.prompt_tokens,
@@ -259,7 +260,7 @@ def main() -> None:
             r["lower_bound"],
             r["under_half"],
             r["not_sent"],
-            f"{r['overhead']:,}",
+            f"{r['overhead']:,} + {r['overhead_schema']:,}",
             f"{r['prompt_tokens'] / max(1, r['diff_tokens']):.3f}",
         ]
         for r in results
@@ -273,7 +274,7 @@ def main() -> None:
                 "ceil(diff/budget)",
                 "under half full",
                 "files not sent",
-                "overhead/call",
+                "prompt/call + schema",
                 "prompt/diff tokens",
             ],
             rows,

@@ -18,7 +18,14 @@ from agent.chunking import Chunk, Packing, Parts, pack, render_file, split_chunk
 from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, LineKind, parse_diff
 from agent.errors import ConfigError
-from agent.plan import SAFETY_MARGIN, chunk_overhead, estimate_cost, make_plan, schema_text
+from agent.plan import (
+    REPLY_PER_FILE,
+    SAFETY_MARGIN,
+    chunk_overhead,
+    estimate_cost,
+    make_plan,
+    schema_text,
+)
 from agent.pricing import Price
 from agent.providers import ModelFacts
 from agent.schema import ChunkReview, Synthesis, reply_shape
@@ -784,3 +791,16 @@ def test_the_reply_shape_names_every_field_and_choice_of_the_class() -> None:
         '{"summary":string,"risk":"low"|"medium"|"high","risk_reasons":[string],'
         '"question_order":[int]}'
     )
+
+
+def test_a_chunk_holds_no_more_files_than_its_reply_can_explain() -> None:
+    # 120 small files fit one chunk of a 200k window, but a 4,096-token reply cannot hold a
+    # walkthrough for each: chunks are closed by their number of files.
+    diff = parse_diff(synthetic_diff(120, 1))
+    small = make_plan(diff, facts(), ReviewSettings(max_output_tokens=4096), "m", "openai/m")
+    cap = 4096 // REPLY_PER_FILE
+    assert all(len(c.files) <= cap for c in small.chunks)
+    assert len(small.chunks) == math.ceil(120 / cap)
+    big = make_plan(diff, facts(), ReviewSettings(max_output_tokens=8192), "m", "openai/m")
+    assert len(big.chunks) < len(small.chunks)
+    assert_complete_and_within_budget(diff, Packing(small.chunks, small.skipped, small.budget))

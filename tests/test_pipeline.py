@@ -418,10 +418,10 @@ def test_a_tokenizer_that_counts_more_is_learnt(tmp_path: Path) -> None:
         {"max_chunk_tokens": 20000, "max_output_tokens": 1200, "concurrency": 1},
         primary={"model": "openai/primary-model", "context_window": limit},
     )
-    # Many small files: the packed chunks are full, so the first one overflows the window.
-    review = run(tmp_path, transport, config, diff=big_diff(40, 10))
+    # Files small next to a chunk: the packed chunks are full, so the first one overflows.
+    review = run(tmp_path, transport, config, diff=big_diff(20, 30))
     assert review.complete, review.problems
-    assert review.coverage.hunks_reviewed == 40
+    assert review.coverage.hunks_reviewed == 20
     calls = ledger().calls()
     # Only the first chunk, sent before any reply, was refused (and asked again once); later
     # ones were sized (and split when needed) with the model's own count, before sending.
