@@ -73,9 +73,10 @@ def problem(reply: ChunkReview, chunk: Chunk) -> str | None:
             "the summary is empty or repeats the schema's own description; describe what "
             "this part of the change does"
         )
-    paths = chunk.paths
+    # Files only named (deleted ones) need no walkthrough: a chunk of nothing else needs none.
+    paths = chunk.diff_paths
     explained = {_match_path(w.path, paths) for w in reply.files if w.walkthrough.strip()} - {None}
-    if not explained:
+    if paths and not explained:
         return "it has no walkthrough for any file shown: write one for each of " + ", ".join(paths)
     return None
 

@@ -81,17 +81,20 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
         file, file.hunks, tuple(HunkSpan(i, 0, len(h.lines)) for i, h in enumerate(file.hunks))
     )
     tokens = count_tokens(whole.render())
-    if tokens <= budget or not file.hunks:
+    if tokens <= budget:
         return [(whole, tokens)], []
+    # Paths this long (generated trees) leave no room for lines: send the file anyway (one line
+    # a part when it has lines), over the budget; the model client checks the real window.
+    over = (
+        f"{file.path}: its path alone nearly fills a chunk; its parts are sent over the chunk "
+        "budget"
+    )
+    if not file.hunks:
+        return [(whole, tokens)], [over]
     notes: list[str] = []
     parts = _Filler(file, budget)
     if budget - parts.head - _SLACK < _MIN_KEPT:
-        # Paths this long (generated trees) leave no room for lines: send the file one line at
-        # a time anyway, each part over the budget; the model client checks the real window.
-        notes.append(
-            f"{file.path}: its path alone nearly fills a chunk; its parts are sent over the "
-            "chunk budget"
-        )
+        notes.append(over)
     for index, hunk in enumerate(file.hunks):
         size = count_tokens("\n".join([hunk.header, *map(render_line, hunk.lines)])) + 1
         if parts.used + size <= budget:

@@ -136,6 +136,14 @@ def test_a_deleted_file_is_summarized_not_sent_and_counted_apart(tmp_path: Path)
     assert "(1 file(s) summarized)" in footer(review)
 
 
+def test_a_diff_of_deletions_only_needs_no_walkthrough(tmp_path: Path) -> None:
+    # The stand-in model writes walkthroughs only for files whose lines it sees: none here.
+    review = run(tmp_path, FakeTransport(), diff=DELETED_SVG.encode())
+    assert review.complete, review.problems
+    assert [s.path for s in review.coverage.summarized] == ["assets/logo.svg"]
+    assert [c.outcome for c in ledger().calls()] == ["ok"]
+
+
 def test_a_summarized_file_whose_part_failed_is_not_reviewed_with_the_reason(
     tmp_path: Path,
 ) -> None:
