@@ -100,8 +100,8 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
         if parts.used + size <= budget:
             parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
             continue
-        if parts.room() < budget * _TOP_UP and parts.head + size <= budget:
-            parts.flush()  # too little room left to be worth cutting the hunk for
+        if not hunk.lines or (parts.room() < budget * _TOP_UP and parts.head + size <= budget):
+            parts.flush()  # nothing to cut, or too little room left to be worth cutting for
             parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
             continue
         notes.extend(_add_in_pieces(parts, index, hunk))

@@ -804,3 +804,14 @@ def test_a_chunk_holds_no_more_files_than_its_reply_can_explain() -> None:
     big = make_plan(diff, facts(), ReviewSettings(max_output_tokens=8192), "m", "openai/m")
     assert len(big.chunks) < len(small.chunks)
     assert_complete_and_within_budget(diff, Packing(small.chunks, small.skipped, small.budget))
+
+
+@pytest.mark.parametrize("budget", [80, 100, 130, 200])
+def test_an_empty_hunk_after_a_full_part_is_still_sent(budget: int) -> None:
+    hunks = "".join(
+        f"@@ -{i * 10 + 1},1 +{i * 10 + 1},1 @@\n-a{i} {'w ' * 30}\n+b{i} {'w ' * 30}\n"
+        for i in range(5)
+    )
+    diff = parse_diff(f"--- a/x.py\n+++ b/x.py\n{hunks}@@ -100,0 +100,0 @@\n")
+    assert diff.files[0].hunks[-1].lines == ()
+    assert_complete_and_within_budget(diff, pack(diff, budget), allow_cut=True)
