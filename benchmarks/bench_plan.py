@@ -273,7 +273,7 @@ def main() -> None:
                 "chunks",
                 "ceil(diff/budget)",
                 "under half full",
-                "files not sent",
+                "files summarized or listed",
                 "prompt/call + schema",
                 "prompt/diff tokens",
             ],
