@@ -188,7 +188,7 @@ class ReviewSettings(_Strict):
     deleted: Literal["summarize", "full", "skip"] = "summarize"
     vendored: tuple[str, ...] = VENDORED
     generated: tuple[str, ...] = GENERATED
-    # Also treat files marked @generated / DO NOT EDIT near their top as generated.
+    # Also treat files a generator marked in a comment near their top as generated.
     generated_markers: bool = True
     # Unchanged lines shown above each piece of the change, up to its enclosing function or
     # class, read from the checkout, only into room a chunk has left; per piece, 0 for none.

@@ -738,6 +738,16 @@ def test_sensitive_and_exclude_win_over_summarizing() -> None:
     assert packing.chunks == ()
 
 
+def test_text_about_markers_is_not_a_marker() -> None:
+    diff = parse_diff(
+        file_diff("tools/triage.py", ['"""Skips files marked ``@generated`` or', "DO NOT EDIT."])
+        + file_diff("app/limits.py", ["# DO NOT EDIT without asking payments", "LIMIT = 3"])
+        + file_diff("docs/review.md", ["* Files marked @generated are skipped", "ok"])
+        + file_diff("app/strings.py", ['MARK = "@generated"  # the marker tools look for'])
+    )
+    assert pack(diff, 12000).skipped == ()
+
+
 def test_a_marker_deep_in_a_file_is_not_a_generated_file() -> None:
     lines = [f"x_{i} = {i}" for i in range(30)] + ["# DO NOT EDIT below this line"]
     diff = parse_diff(file_diff("app/settings.py", lines, status="added"))
