@@ -19,6 +19,7 @@ from agent.result import (
     NotReviewed,
     Question,
     Review,
+    Summarized,
     Usage,
 )
 from agent.riskiest import FOR_BUDGET
@@ -48,7 +49,7 @@ def build_review(
     for r in results:
         if not r.ok:
             problems.append(f"part {r.chunk.id} ({r.chunk.label}) was not reviewed: {r.error}")
-        elif missing := [p for p in r.chunk.paths if p not in r.explained]:
+        elif missing := [p for p in r.chunk.diff_paths if p not in r.explained]:
             problems.append(f"part {r.chunk.id}: the model did not explain {', '.join(missing)}")
     coverage = _coverage(plan, results, interrupted, refused)
     if refused:
@@ -94,11 +95,7 @@ def build_review(
     ]
 
     statuses = {f.path: f.status.value for f in diff.files}
-    walkthroughs: dict[str, list[str]] = defaultdict(list)
-    for r in reviewed:
-        assert r.review is not None
-        for w in r.review.files:  # a file split over chunks: its walkthroughs in order
-            walkthroughs[w.path].append(w.walkthrough)
+    walkthroughs = _walkthroughs(reviewed)
 
     if synthesis is not None:
         summary, risk, reasons = synthesis.summary, synthesis.risk, synthesis.risk_reasons
@@ -137,6 +134,21 @@ def build_review(
         over_budget=refused is not None or plan.over_max_cost,
         calls=calls,
     )
+
+
+def _walkthroughs(reviewed: list[ChunkResult]) -> dict[str, list[str]]:
+    """Per file, its walkthroughs in the order of the parts they explain (a file split over
+    chunks may have its parts in any chunk)."""
+    found: dict[str, list[tuple[tuple[int, int], str]]] = defaultdict(list)
+    for r in reviewed:
+        assert r.review is not None
+        where: dict[str, tuple[int, int]] = {}
+        for part in r.chunk.files:
+            if part.spans:
+                where.setdefault(part.file.path, (part.spans[0].hunk, part.spans[0].start))
+        for w in r.review.files:
+            found[w.path].append((where.get(w.path, (-1, -1)), w.walkthrough))
+    return {path: [w for _, w in sorted(ws, key=lambda e: e[0])] for path, ws in found.items()}
 
 
 def _secret_notes(run: RunInfo, secrets: tuple[Finding, ...]) -> list[str]:
@@ -191,10 +203,17 @@ def _coverage(
     seen: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
     explained: set[str] = set()
     why: dict[str, list[str]] = defaultdict(list)
+    told: set[str] = set()  # summarized files whose summary reached a reviewed chunk
     for r in results:
         for part in r.chunk.files:
             path = part.file.path
-            if r.ok and path in r.explained:
+            if part.summary is not None:
+                if r.ok:
+                    told.add(path)
+                else:
+                    reason = "interrupted" if r.failure == "interrupted" else "model call failed"
+                    why[path].append(f"{reason} (part {r.chunk.id}): {r.error}")
+            elif r.ok and path in r.explained:
                 explained.add(path)
                 for span in part.spans:
                     seen[(path, span.hunk)].append((span.start, span.end))
@@ -204,9 +223,22 @@ def _coverage(
                 reason = "interrupted" if r.failure == "interrupted" else "model call failed"
                 why[path].append(f"{reason} (part {r.chunk.id}): {r.error}")
     chunks = [*plan.chunks, *(r.chunk for r in results if r.cached)]
-    planned = {p.file.path: p.file for c in chunks for p in c.files}
+    planned = {p.file.path: p.file for c in chunks for p in c.files if p.summary is None}
     files_reviewed = hunks_reviewed = 0
-    not_reviewed = [NotReviewed(path=s.path, hunks=s.hunks, reason=s.reason) for s in plan.skipped]
+    not_reviewed = [
+        NotReviewed(path=s.path, hunks=s.hunks, reason=s.reason)
+        for s in plan.skipped
+        if s.kind == "not_sent"
+    ]
+    summarized = []
+    for s in plan.skipped:
+        if s.kind != "summarized":
+            continue
+        if s.path in told:
+            summarized.append(Summarized(path=s.path, hunks=s.hunks, reason=s.reason))
+            continue
+        reasons = _unreached(why.get(s.path, []), refused, interrupted)
+        not_reviewed.append(NotReviewed(path=s.path, hunks=s.hunks, reason=reasons))
     for path, file in planned.items():
         missing = [
             i
@@ -217,24 +249,28 @@ def _coverage(
         if not missing and path in explained:
             files_reviewed += 1
             continue
-        reasons = list(dict.fromkeys(why.get(path, [])))
-        if not reasons:
-            if refused:
-                reasons = [refused]
-            elif interrupted:
-                reasons = ["interrupted: the run stopped before this part"]
-            else:
-                reasons = ["not reached"]
-        not_reviewed.append(
-            NotReviewed(path=path, hunks=len(missing), reason="; ".join(reasons)[:1000])
-        )
+        reason = _unreached(why.get(path, []), refused, interrupted)
+        not_reviewed.append(NotReviewed(path=path, hunks=len(missing), reason=reason))
     return Coverage(
         files_total=plan.files_total,
         files_reviewed=files_reviewed,
         hunks_total=plan.hunks_total,
         hunks_reviewed=hunks_reviewed,
         not_reviewed=not_reviewed,
+        summarized=summarized,
     )
+
+
+def _unreached(why: list[str], refused: str | None, interrupted: str | None) -> str:
+    reasons = list(dict.fromkeys(why))
+    if not reasons:
+        if refused:
+            reasons = [refused]
+        elif interrupted:
+            reasons = ["interrupted: the run stopped before this part"]
+        else:
+            reasons = ["not reached"]
+    return "; ".join(reasons)[:1000]
 
 
 def _covers(spans: list[tuple[int, int]], total: int) -> bool:

@@ -122,8 +122,54 @@ SENSITIVE = (
 )
 
 
+# Third-party code checked into the repository: listed, not sent.
+VENDORED = (
+    "vendor/*",
+    "*/vendor/*",
+    "third_party/*",
+    "*/third_party/*",
+    "node_modules/*",
+    "*/node_modules/*",
+)
+
+# Files a tool writes (minified bundles, protobuf stubs, lock files): listed, not sent. Files
+# whose first lines say so (@generated, "Code generated ... DO NOT EDIT.") are found by marker.
+GENERATED = (
+    "*.min.js",
+    "*.min.css",
+    "*.js.map",
+    "*.css.map",
+    "*.pb.go",
+    "*.pb.cc",
+    "*.pb.h",
+    "*_pb2.py",
+    "*_pb2.pyi",
+    "*_pb2_grpc.py",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "bun.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "uv.lock",
+    "pdm.lock",
+    "Cargo.lock",
+    "Gemfile.lock",
+    "composer.lock",
+    "go.sum",
+    "flake.lock",
+    "mix.lock",
+    "pubspec.lock",
+    "Podfile.lock",
+    "packages.lock.json",
+)
+
+
 class ReviewSettings(_Strict):
-    max_chunk_tokens: int = Field(default=12000, ge=500)
+    # Diff tokens per call. Unset: as many as the model's window leaves room for after the
+    # prompt and the reply; set, it caps that.
+    max_chunk_tokens: int | None = Field(default=None, ge=500)
     max_output_tokens: int = Field(default=4096, ge=256)
     concurrency: int = Field(default=4, ge=1, le=64)
     temperature: float = Field(default=0.2, ge=0, le=2)
@@ -139,6 +185,16 @@ class ReviewSettings(_Strict):
     exclude: tuple[str, ...] = ()
     # Files never sent because they commonly hold credentials; listed as not reviewed.
     sensitive: tuple[str, ...] = SENSITIVE
+    # A deleted file: named with its size and reviewed as a deletion (summarize), sent line by
+    # line (full), or only listed as not reviewed (skip).
+    deleted: Literal["summarize", "full", "skip"] = "summarize"
+    vendored: tuple[str, ...] = VENDORED
+    generated: tuple[str, ...] = GENERATED
+    # Also treat files a generator marked in a comment near their top as generated.
+    generated_markers: bool = True
+    # Unchanged lines shown above each piece of the change, up to its enclosing function or
+    # class, read from the checkout, only into room a chunk has left; per piece, 0 for none.
+    context_lines: int = Field(default=30, ge=0, le=1000)
 
 
 class Config(_Strict):

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.diff import Diff, DiffLine, FileDiff, Hunk, Side
+from agent.diff import Diff, DiffLine, FileDiff, FileStatus, Hunk, LineKind, Side
 
 # detect-secrets plugins used: all but the hex-entropy one (git SHAs, checksums) and public IPs
 # (not credentials).
@@ -152,6 +152,21 @@ def mask(diff: Diff, title: str | None = None) -> Masked:
         if title:
             (masked_title,) = _mask_lines("(title)", "new", [(1, title)], placeholders, findings)
     return Masked(replace(diff, files=files), masked_title, tuple(findings))
+
+
+def is_clean(path: str, lines: tuple[tuple[int, str], ...]) -> bool:
+    """Whether no credential is found in these lines of ``path`` (context shown around a
+    change is sent only when none is: it is dropped, not masked)."""
+    hunk = Hunk(
+        1,
+        len(lines),
+        1,
+        len(lines),
+        "",
+        tuple(DiffLine(LineKind.CONTEXT, text, n, n) for n, text in lines),
+    )
+    file = FileDiff(path, path, FileStatus.MODIFIED, (hunk,))
+    return not mask(Diff((file,))).findings
 
 
 def _mask_file(file: FileDiff, placeholders: _Placeholders, found: list[Finding]) -> FileDiff:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,9 +23,11 @@ from agent.errors import (
     ProviderError,
 )
 from agent.ledger import Recorder
-from agent.plan import Plan, make_plan, schema_text
+from agent.plan import Plan, make_plan, schema_text, with_context
+from agent.providers import ModelFacts
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
+from agent.surround import worktree_reader
 
 
 async def load(state: State) -> dict[str, Any]:
@@ -38,7 +41,7 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         return {"title": state.source.title}
     settings = runtime.context.settings
     # Only what will be sent is scanned: an excluded file's secrets stay on this machine anyway.
-    sent = [f for f in state.diff.files if not skip_reason(f, settings.exclude, settings.sensitive)]
+    sent = [f for f in state.diff.files if not skip_reason(f, settings)]
     masked = masking.mask(replace(state.diff, files=tuple(sent)), state.source.title)
     replaced = iter(masked.diff.files)
     chosen = {id(f) for f in sent}
@@ -82,6 +85,8 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
     if refused is None:
         made, refused = _within_max_cost(made, diff, ctx, planner, notes)
+    if (root := state.source.repo_root) is not None and refused is None:
+        made = _with_context(made, facts, root, state, ctx)
     reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))
@@ -119,17 +124,31 @@ def _within_max_cost(
     )
 
 
+def _with_context(
+    made: Plan, facts: ModelFacts, root: Path, state: State, ctx: ReviewContext
+) -> Plan:
+    """The plan with surrounding lines in the room its chunks have left, unless that would
+    take it over --max-cost."""
+    shown = with_context(
+        made,
+        facts,
+        worktree_reader(root),
+        max_lines=ctx.settings.context_lines,
+        check=masking.is_clean if state.mask else lambda path, lines: True,
+    )
+    limit = ctx.settings.max_cost_usd
+    if limit is not None and shown.cost_usd is not None and shown.cost_usd > limit:
+        return made
+    return shown
+
+
 def _cached(state: State, ctx: ReviewContext) -> list[reuse.Hit]:
     """The files to be sent whose review the content cache already holds."""
     assert state.diff is not None
     if ctx.cache is None:
         return []
     settings = ctx.settings
-    sent = [
-        f
-        for f in state.diff.files
-        if f.hunks and not skip_reason(f, settings.exclude, settings.sensitive)
-    ]
+    sent = [f for f in state.diff.files if f.hunks and not skip_reason(f, settings)]
     return ctx.cache.lookup(sent, count=not state.dry_run)
 
 

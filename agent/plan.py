@@ -12,8 +12,9 @@ from agent.config import ReviewSettings
 from agent.diff import Diff
 from agent.errors import ConfigError
 from agent.providers import ModelFacts
-from agent.schema import ChunkReview, Synthesis
-from agent.tokens import count_messages
+from agent.schema import ChunkReview, Synthesis, reply_shape
+from agent.surround import Check, Reader, add_context
+from agent.tokens import count_messages, count_tokens
 
 # Tokens held back from the window for the difference between our tokenizer and the model's.
 SAFETY_MARGIN = 0.10
@@ -21,6 +22,10 @@ SAFETY_MARGIN = 0.10
 EST_OUTPUT_PER_CHUNK = 1200
 EST_SYNTHESIS_INPUT_PER_CHUNK = 600
 EST_SYNTHESIS_OUTPUT = 600
+# Reply tokens to plan for each file of a chunk (its walkthrough, its share of the questions):
+# a chunk holds no more files than its reply can explain, and never fewer than MIN_FILES.
+REPLY_PER_FILE = 120
+MIN_FILES = 4
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,26 @@ class Plan:
 
 @cache
 def schema_text(schema: type[ChunkReview] | type[Synthesis]) -> str:
-    return json.dumps(schema.model_json_schema(), indent=1)
+    """The reply's shape as the prompt shows it; the full JSON schema goes through
+    ``response_format`` where the model takes it."""
+    return reply_shape(schema)
 
 
-def chunk_overhead() -> int:
-    """Tokens of the chunk prompt around the diff itself."""
+@cache
+def response_format_tokens(schema: type[ChunkReview] | type[Synthesis]) -> int:
+    """About what the JSON schema sent as ``response_format`` costs (providers bill it as
+    prompt tokens)."""
+    return count_tokens(json.dumps(schema.model_json_schema(), separators=(",", ":")))
+
+
+def chunk_overhead(send_schema: bool = False) -> int:
+    """Tokens each chunk's call pays besides the diff: the prompt around it, and the schema
+    when it also goes as ``response_format``."""
+    schema = response_format_tokens(ChunkReview) if send_schema else 0
+    return _prompt_overhead() + schema
+
+
+def _prompt_overhead() -> int:
     prompt = prompts.load("chunk")
     empty = prompt.render(
         schema=schema_text(ChunkReview),
@@ -69,10 +89,11 @@ def chunk_overhead() -> int:
 def make_plan(
     diff: Diff, facts: ModelFacts, settings: ReviewSettings, model_name: str, model: str
 ) -> Plan:
-    overhead = chunk_overhead()
+    overhead = chunk_overhead(facts.send_schema)
     max_output = min(settings.max_output_tokens, facts.max_output_tokens or 10**9)
     room = int((facts.context_window - overhead - max_output) * (1 - SAFETY_MARGIN))
-    budget = min(settings.max_chunk_tokens, room)
+    # The window's room, unless a configured budget caps it.
+    budget = room if settings.max_chunk_tokens is None else min(settings.max_chunk_tokens, room)
     if budget < 500:
         raise ConfigError(
             f"{model_name}'s context window ({facts.context_window} tokens) leaves {budget} "
@@ -80,7 +101,8 @@ def make_plan(
             hint="set a larger context_window for it in providers.yaml if it has one, "
             "lower review.max_output_tokens, or choose another model with --model",
         )
-    packing = pack(diff, budget, settings.exclude, settings.sensitive)
+    files = max(MIN_FILES, max_output // REPLY_PER_FILE)
+    packing = pack(diff, budget, settings, max_parts=files)
     n = len(packing.chunks)
     prompt_tokens = sum(c.tokens + overhead for c in packing.chunks)
     output_tokens = n * EST_OUTPUT_PER_CHUNK
@@ -107,3 +129,15 @@ def estimate_cost(plan: Plan, facts: ModelFacts) -> float | None:
     if facts.price is None:
         return None
     return facts.price.estimate(plan.prompt_tokens, plan.output_tokens)
+
+
+def with_context(
+    plan: Plan, facts: ModelFacts, read: Reader, *, max_lines: int, check: Check
+) -> Plan:
+    """The plan with context lines in the room its chunks have left (``agent.surround``)."""
+    if not max_lines or not plan.chunks:
+        return plan
+    chunks = add_context(plan.chunks, plan.budget, read, max_lines=max_lines, check=check)
+    added = sum(c.tokens for c in chunks) - sum(c.tokens for c in plan.chunks)
+    grown = replace(plan, chunks=chunks, prompt_tokens=plan.prompt_tokens + added)
+    return replace(grown, cost_usd=estimate_cost(grown, facts))

@@ -8,6 +8,7 @@ the ledger records and the chunk cache keys on.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -40,8 +41,15 @@ def load(name: str) -> Prompt:
 
 
 def version() -> str:
-    """One version for the whole prompt set used by a review."""
-    parts = "".join(load(n).version for n in ("chunk", "synthesis"))
+    """One version for the whole prompt set used by a review: its templates and the reply
+    schemas (the shape the prompts show and the JSON schema sent as ``response_format``)."""
+    from agent.schema import ChunkReview, Synthesis, reply_shape
+
+    schemas = [
+        f"{reply_shape(m)}\0{json.dumps(m.model_json_schema(), sort_keys=True)}"
+        for m in (ChunkReview, Synthesis)
+    ]
+    parts = "".join([*(load(n).version for n in ("chunk", "synthesis")), *schemas])
     return hashlib.sha256(parts.encode()).hexdigest()[:12]
 
 

@@ -23,7 +23,7 @@ from agent.state import AnchoredQuestion
 
 @cache
 def _schema_phrases() -> frozenset[str]:
-    """Every description and title in the reply schema: text a model may echo back."""
+    """Every description, title and field name in the reply schema: text a model may echo."""
     phrases: set[str] = set()
 
     def walk(node: object) -> None:
@@ -31,6 +31,8 @@ def _schema_phrases() -> frozenset[str]:
             for key, value in node.items():
                 if key in ("description", "title") and isinstance(value, str):
                     phrases.add(_norm(value))
+                if key == "properties" and isinstance(value, dict):
+                    phrases.update(_norm(name.replace("_", " ")) for name in value)
                 walk(value)
         elif isinstance(node, list):
             for value in node:
@@ -44,7 +46,10 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().strip().rstrip(".").split())
 
 
-_SCHEMA_WORDS = re.compile(r'"(?:\$defs|properties|additionalProperties|\$ref)"\s*:')
+# JSON schema keywords, or the shape the prompt shows ("summary":string).
+_SCHEMA_WORDS = re.compile(
+    r'"(?:\$defs|properties|additionalProperties|\$ref)"\s*:|"\w+"\??:(?:string|int)\b'
+)
 
 
 def is_echo(text: str) -> bool:
@@ -68,9 +73,10 @@ def problem(reply: ChunkReview, chunk: Chunk) -> str | None:
             "the summary is empty or repeats the schema's own description; describe what "
             "this part of the change does"
         )
-    paths = chunk.paths
+    # Files only named (deleted ones) need no walkthrough: a chunk of nothing else needs none.
+    paths = chunk.diff_paths
     explained = {_match_path(w.path, paths) for w in reply.files if w.walkthrough.strip()} - {None}
-    if not explained:
+    if paths and not explained:
         return "it has no walkthrough for any file shown: write one for each of " + ", ".join(paths)
     return None
 

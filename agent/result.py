@@ -60,12 +60,22 @@ class NotReviewed(BaseModel):
     reason: str
 
 
+class Summarized(BaseModel):
+    """A file the model was told about instead of shown (a deleted file, named with its size
+    and reviewed as a deletion): neither reviewed lines nor a failure."""
+
+    path: str
+    hunks: int
+    reason: str
+
+
 class Coverage(BaseModel):
     files_total: int
     files_reviewed: int
     hunks_total: int
     hunks_reviewed: int
     not_reviewed: list[NotReviewed]
+    summarized: list[Summarized] = []
 
 
 class DroppedCounts(BaseModel):

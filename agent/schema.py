@@ -1,13 +1,15 @@
 """What the model must answer, as pydantic models.
 
-The JSON schema the model sees (in the prompt and through ``response_format``) is generated from
-these classes, so the prompt and the parser cannot drift apart. The schema is strict; parsing is
+The JSON schema the model sees (through ``response_format``) and the one-line shape the prompt
+shows (``reply_shape``) are generated from these classes, so the prompt and the parser cannot
+drift apart. The schema is strict; parsing is
 strict per item, not per reply: one question with line 0 or an unknown category is dropped and
 counted (``ChunkReview.dropped``), and the rest of the reply stands.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import (
@@ -36,9 +38,18 @@ def _word(value: Any) -> Any:
     return value
 
 
+def _compact(schema: dict[str, Any]) -> None:
+    """Drop what costs tokens and tells the model nothing: titles, and the class docstring."""
+    schema.pop("title", None)
+    schema.pop("description", None)
+    for field in (schema.get("properties") or {}).values():
+        if isinstance(field, dict):
+            field.pop("title", None)
+
+
 class _Reply(BaseModel):
     # Models add stray keys; ignoring them is safe, failing the review over them is not.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_compact)
 
 
 class ProposedQuestion(_Reply):
@@ -164,3 +175,37 @@ class Synthesis(_Reply):
             except ValueError:
                 continue
         return out
+
+
+def reply_shape(model: type[BaseModel]) -> str:
+    """The reply's shape in one line, generated from the class's JSON schema: what the prompt
+    shows (``response_format`` carries the full schema where the provider takes it)::
+
+        {"summary":string,"risk":"low"|"medium"|"high","files":[{"path":string,…}],…}
+
+    A key marked ``?`` may be left out.
+    """
+    schema = model.model_json_schema()
+    return _shape(schema, schema.get("$defs") or {})
+
+
+def _shape(node: dict[str, Any], defs: dict[str, Any]) -> str:
+    if ref := node.get("$ref"):
+        return _shape(defs[str(ref).rsplit("/", 1)[-1]], defs)
+    if "enum" in node:
+        return "|".join(json.dumps(v) for v in node["enum"])
+    if "anyOf" in node:
+        return "|".join(_shape(n, defs) for n in node["anyOf"])
+    kind = node.get("type")
+    if kind == "object":
+        required = set(node.get("required") or ())
+        fields = [
+            f"{json.dumps(name)}{'' if name in required else '?'}:{_shape(sub, defs)}"
+            for name, sub in (node.get("properties") or {}).items()
+        ]
+        return "{" + ",".join(fields) + "}"
+    if kind == "array":
+        return f"[{_shape(node.get('items') or {}, defs)}]"
+    return {"integer": "int", "number": "number", "boolean": "bool", "null": "null"}.get(
+        str(kind), "string"
+    )

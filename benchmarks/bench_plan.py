@@ -1,10 +1,14 @@
-"""Parse + plan throughput and memory on synthetic diffs.
+"""Parse + plan throughput, plan shape and memory on synthetic diffs.
 
     python benchmarks/bench_plan.py [--runs 5]
 
 Each case runs in a fresh child process (so its maxrss is its own): the diff is generated
 in-process (deterministic), then ``agent.diff.parse_diff`` and ``agent.plan.make_plan`` are timed
-``--runs`` times each, against a hand-built 128k-window model and default review settings.
+``--runs`` times each, against a hand-built model (a 128k or 32k window) and default review
+settings. The "mixed" cases are PR-shaped: files of very different sizes (one-hunk edits, long
+edits, new files with one large hunk, deleted files, renames), so packing leaves tails.
+Plan shape: chunks, the lower bound ceil(diff tokens / budget), chunks under half full, and the
+fixed prompt overhead each call pays (``plan.chunk_overhead``).
 "Tokenize" is one ``count_tokens`` pass over every file as the model would see it: the floor
 for a planner that tokenizes each line once. Memory: tracemalloc peak of one parse+plan (a
 separate, untimed run) and the child's maxrss after its imports, after the first plan (tokenizer
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
+import random
 import resource
 import subprocess
 import sys
@@ -24,14 +30,70 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from _common import big_hunk_diff, median, ms, synthetic_diff, table
+from _common import big_hunk_diff, code_line, median, ms, synthetic_diff, table
 
-CASES: dict[str, Callable[[], str]] = {
-    "10 files x 5 hunks": lambda: synthetic_diff(10),
-    "100 files x 5 hunks": lambda: synthetic_diff(100),
-    "1000 files x 5 hunks": lambda: synthetic_diff(1000),
-    "1 file, 20k-line hunk": lambda: big_hunk_diff(20_000),
+# name: (the diff, the model's context window)
+CASES: dict[str, tuple[Callable[[], str], int]] = {
+    "10 files x 5 hunks": (lambda: synthetic_diff(10), 128_000),
+    "100 files x 5 hunks": (lambda: synthetic_diff(100), 128_000),
+    "1000 files x 5 hunks": (lambda: synthetic_diff(1000), 128_000),
+    "1 file, 20k-line hunk": (lambda: big_hunk_diff(20_000), 128_000),
+    "50 files x 80 hunks, 32k window": (lambda: synthetic_diff(50, 80), 32_768),
+    "mixed 10k lines, 32k window": (lambda: mixed_diff(10_000), 32_768),
+    "mixed 50k lines, 32k window": (lambda: mixed_diff(50_000), 32_768),
+    "mixed 50k lines, 128k window": (lambda: mixed_diff(50_000), 128_000),
 }
+
+
+def mixed_diff(lines: int, seed: int = 7) -> str:
+    """A PR-shaped ``git diff`` of about ``lines`` lines: mostly modified files of 1-40 hunks,
+    ~10 % new files (one hunk of 20-1,500 lines), ~5 % deleted files (20-800 lines), ~5 %
+    renames with an edit. Same arguments, same bytes."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    i = 0
+    while len(out) < lines:
+        kind = rng.random()
+        path = f"src/pkg{i // 20:02d}/mod_{i:04d}.py"
+        i += 1
+        if kind < 0.10:
+            n = int(min(1500, 20 * rng.paretovariate(1.0)))
+            out += [
+                f"diff --git a/{path} b/{path}",
+                "new file mode 100644",
+                "index 0000000..1111111",
+            ]
+            out += ["--- /dev/null", f"+++ b/{path}", f"@@ -0,0 +1,{n} @@"]
+            out += ["+" + code_line(rng) for _ in range(n)]
+        elif kind < 0.15:
+            n = int(min(800, 20 * rng.paretovariate(1.2)))
+            out += [
+                f"diff --git a/{path} b/{path}",
+                "deleted file mode 100644",
+                "index 1111111..0000000",
+            ]
+            out += [f"--- a/{path}", "+++ /dev/null", f"@@ -1,{n} +0,0 @@"]
+            out += ["-" + code_line(rng) for _ in range(n)]
+        else:
+            old = path
+            if kind < 0.20:
+                old = path.replace("mod_", "old_")
+                out += [f"diff --git a/{old} b/{path}", "similarity index 90%"]
+                out += [f"rename from {old}", f"rename to {path}", "index 1111111..2222222 100644"]
+            else:
+                out += [f"diff --git a/{path} b/{path}", "index 1111111..2222222 100644"]
+            out += [f"--- a/{old}", f"+++ b/{path}"]
+            shift = 0
+            for k in range(max(1, min(40, int(rng.paretovariate(0.9))))):
+                removed, added = rng.randint(0, 12), rng.randint(1, 20)
+                old_start = 10 + k * 120
+                out.append(f"@@ -{old_start},{6 + removed} +{old_start + shift},{6 + added} @@")
+                shift += added - removed
+                out += [" " + code_line(rng) for _ in range(3)]
+                out += ["-" + code_line(rng) for _ in range(removed)]
+                out += ["+" + code_line(rng) for _ in range(added)]
+                out += [" " + code_line(rng) for _ in range(3)]
+    return "\n".join(out) + "\n"
 
 
 def _maxrss_mb() -> float:
@@ -52,16 +114,18 @@ def run_case(name: str, runs: int) -> dict[str, Any]:
     from agent.chunking import count_tokens, render_file
     from agent.config import ReviewSettings
     from agent.diff import parse_diff
-    from agent.llm import ModelFacts
-    from agent.plan import make_plan
+    from agent.plan import chunk_overhead, make_plan
+    from agent.pricing import Price
+    from agent.providers import ModelFacts
 
     rss_imports = _maxrss_mb()
+    make, window = CASES[name]
     facts = ModelFacts(
-        context_window=128000,
+        context_window=window,
+        window_known=True,
         max_output_tokens=8192,
-        input_cost_per_token=3e-6,
-        output_cost_per_token=15e-6,
-        supports_schema=True,
+        price=Price(3e-6, 15e-6, None, "bench"),
+        send_schema=True,
     )
     settings = ReviewSettings()
 
@@ -74,7 +138,7 @@ def run_case(name: str, runs: int) -> dict[str, Any]:
     warmup = time.perf_counter() - t0
     rss_warm = _maxrss_mb()
 
-    data = CASES[name]().encode()
+    data = make().encode()
     parse_times, diff = _timed(lambda: parse_diff(data), runs)
     plan_times, made = _timed(lambda: plan(diff), runs)
     tok_times, _ = _timed(lambda: sum(count_tokens(render_file(f)) for f in diff.files), runs)
@@ -93,6 +157,12 @@ def run_case(name: str, runs: int) -> dict[str, Any]:
         "files": len(diff.files),
         "hunks": sum(len(f.hunks) for f in diff.files),
         "chunks": len(made.chunks),
+        "budget": made.budget,
+        "lower_bound": math.ceil(sum(c.tokens for c in made.chunks) / made.budget),
+        "under_half": sum(1 for c in made.chunks if c.tokens < made.budget / 2),
+        "overhead": chunk_overhead(),
+        "overhead_schema": chunk_overhead(True) - chunk_overhead(),
+        "not_sent": len(made.skipped),
         "diff_tokens": sum(c.tokens for c in made.chunks),
         "prompt_tokens": made.prompt_tokens,
         "parse": parse_times,
@@ -177,6 +247,35 @@ def main() -> None:
                 "est. prompt tokens",
                 "tracemalloc peak MB",
                 "maxrss MB",
+            ],
+            rows,
+        )
+    )
+    print("\nPlan shape (budget: the window's room, capped by review.max_chunk_tokens)\n")
+    rows = [
+        [
+            r["name"],
+            f"{r['budget']:,}",
+            r["chunks"],
+            r["lower_bound"],
+            r["under_half"],
+            r["not_sent"],
+            f"{r['overhead']:,} + {r['overhead_schema']:,}",
+            f"{r['prompt_tokens'] / max(1, r['diff_tokens']):.3f}",
+        ]
+        for r in results
+    ]
+    print(
+        table(
+            [
+                "case",
+                "budget",
+                "chunks",
+                "ceil(diff/budget)",
+                "under half full",
+                "files summarized or listed",
+                "prompt/call + schema",
+                "prompt/diff tokens",
             ],
             rows,
         )

@@ -30,7 +30,7 @@ def user_text(request: ModelRequest) -> str:
 def wants(request: ModelRequest) -> str:
     """ "ChunkReview" or "Synthesis": what the request asks for."""
     system = request.messages[0]["content"]
-    return "Synthesis" if '"title": "Synthesis"' in system else "ChunkReview"
+    return "Synthesis" if '"question_order"' in system else "ChunkReview"
 
 
 def good(request: ModelRequest) -> dict[str, Any]:

@@ -457,6 +457,8 @@ def is_synthesis(raw: bytes, body: JSON) -> bool:
     titles = re.findall(r'"title":\s*"(ChunkReview|Synthesis)"', raw_text)
     if titles or "Synthesis" in raw_text or "ChunkReview" in raw_text:
         return "Synthesis" in (titles or raw_text)  # a schema title wins over prose
+    if '"question_order"' in raw_text:  # the reply's shape, as the prompt shows it
+        return True
     return bool(QUESTION_LINE.search(user_text)) and not DIFF_BLOCK.search(user_text)
 
 

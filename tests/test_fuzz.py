@@ -723,17 +723,38 @@ def test_well_formed_diffs_parse_exactly(gen: GeneratedDiff) -> None:
 # === plan ======================================================================================
 
 
-def chunk_view(chunk: Any) -> tuple[int, list[tuple[str, list[str], tuple[Hunk, ...]]]]:
-    """(tokens, [(path, both paths, hunks sent)]) of one chunk: the only code that knows the
-    field names of Chunk and its parts."""
+# A part as check_plan sees it: its path, both paths, and the hunks it shows, each with where
+# it sits in the diff (the file object, the hunk's index, its first line); None for a file it
+# only names (a deleted file, summarized).
+PartView = tuple[str, list[str], list[tuple[tuple[int, int, int], Hunk]] | None]
+
+
+def chunk_view(chunk: Any) -> tuple[int, list[PartView]]:
+    """(tokens, parts) of one chunk: the only code that knows the field names of Chunk and its
+    parts."""
     return chunk.tokens, [
-        (part.file.path, [p for p in (part.file.old_path, part.file.new_path) if p], part.hunks)
+        (
+            part.file.path,
+            [p for p in (part.file.old_path, part.file.new_path) if p],
+            None
+            if part.summary is not None
+            else [
+                ((id(part.file), span.hunk, span.start), hunk)
+                for span, hunk in zip(part.spans, part.hunks, strict=True)
+            ],
+        )
         for part in chunk.files
     ]
 
 
 def skipped_paths(plan: Plan) -> list[str]:
-    return [s.path for s in plan.skipped]
+    """Files nothing of which is sent."""
+    return [s.path for s in plan.skipped if s.kind == "not_sent"]
+
+
+def summarized_paths(plan: Plan) -> list[str]:
+    """Files named with their size (deleted ones), none of their lines sent."""
+    return [s.path for s in plan.skipped if s.kind == "summarized"]
 
 
 def _paths_fill_budget(paths: list[str], budget: int) -> bool:
@@ -759,8 +780,10 @@ def same_line_or_cut(sent: DiffLine, original: DiffLine) -> bool:
 
 
 def check_plan(diff: Diff, plan: Plan, settings_: ReviewSettings) -> None:
-    assert 500 <= plan.budget <= settings_.max_chunk_tokens
-    sent: dict[str, list[Hunk]] = {}
+    assert 500 <= plan.budget <= (settings_.max_chunk_tokens or plan.budget)
+    order = {id(f): i for i, f in enumerate(diff.files)}
+    placed: dict[str, list[tuple[tuple[int, int, int], Hunk]]] = {}
+    named: list[str] = []
     for chunk in plan.chunks:
         tokens, parts = chunk_view(chunk)
         recount = count_tokens(chunk.render())
@@ -771,8 +794,23 @@ def check_plan(diff: Diff, plan: Plan, settings_: ReviewSettings) -> None:
             assert _paths_fill_budget(parts[0][1], plan.budget), message
             assert any(parts[0][0] in n and "over the chunk budget" in n for n in plan.notes)
         for path, _, hunks in parts:
-            sent.setdefault(path, []).extend(hunks)
-    skipped = skipped_paths(plan)
+            if hunks is None:
+                named.append(path)
+            else:
+                placed.setdefault(path, []).extend(
+                    ((order[file], index, start), hunk) for (file, index, start), hunk in hunks
+                )
+    # A file's parts may sit in chunks in any order (best fit): compare them in diff order.
+    sent = {
+        path: [h for _, h in sorted(shown, key=lambda p: p[0])] for path, shown in placed.items()
+    }
+    # A summarized file is named once, and none of its lines is sent.
+    summarized = summarized_paths(plan)
+    assert sorted(named) == sorted(summarized)
+    for path in summarized:
+        if sum(f.path == path for f in diff.files) == 1:
+            assert path not in sent, f"{path!r} is both summarized and sent"
+    skipped = skipped_paths(plan) + summarized
     by_path: dict[str, list[FileDiff]] = {}
     for f in diff.files:
         by_path.setdefault(f.path, []).append(f)

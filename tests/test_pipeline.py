@@ -107,6 +107,55 @@ def test_a_good_model_gives_a_complete_review_recorded_call_by_call(tmp_path: Pa
     assert row.prompt_version and row.prompt_version == review.run.prompt_version
 
 
+DELETED_SVG = (
+    "diff --git a/assets/logo.svg b/assets/logo.svg\ndeleted file mode 100644\n"
+    "--- a/assets/logo.svg\n+++ /dev/null\n@@ -1,200 +0,0 @@\n"
+    + "".join(f'-<path d="M{i} {i}L{i + 1} {i + 3}" fill="#a0{i % 10}"/>\n' for i in range(200))
+)
+
+
+def test_a_deleted_file_is_summarized_not_sent_and_counted_apart(tmp_path: Path) -> None:
+    transport = FakeTransport()
+    diff = EXAMPLE.read_bytes() + DELETED_SVG.encode()
+    review = run(tmp_path, transport, diff=diff)
+    (request,) = transport.requests
+    sent = user_text(request)
+    # Named with its size, once; none of its 200 lines.
+    assert "=== FILE assets/logo.svg (deleted, not shown) ===" in sent
+    assert "(deleted (200 lines, " in sent and "M7 7L8 10" not in sent
+    # Neither reviewed lines nor a failure: the review is complete, the file listed apart.
+    assert review.complete, review.problems
+    assert [s.path for s in review.coverage.summarized] == ["assets/logo.svg"]
+    assert "reviewed as a deletion" in review.coverage.summarized[0].reason
+    assert review.coverage.not_reviewed == []
+    assert (review.coverage.hunks_reviewed, review.coverage.hunks_total) == (3, 4)
+    assert (review.coverage.files_reviewed, review.coverage.files_total) == (3, 4)
+    from agent.render.markdown import footer, render_markdown
+
+    assert "## Summarized, not shown" in render_markdown(review)
+    assert "(1 file(s) summarized)" in footer(review)
+
+
+def test_a_diff_of_deletions_only_needs_no_walkthrough(tmp_path: Path) -> None:
+    # The stand-in model writes walkthroughs only for files whose lines it sees: none here.
+    review = run(tmp_path, FakeTransport(), diff=DELETED_SVG.encode())
+    assert review.complete, review.problems
+    assert [s.path for s in review.coverage.summarized] == ["assets/logo.svg"]
+    assert [c.outcome for c in ledger().calls()] == ["ok"]
+
+
+def test_a_summarized_file_whose_part_failed_is_not_reviewed_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    def handler(request: ModelRequest) -> Any:
+        return RequestRejectedError("refused", status=400)
+
+    review = run(tmp_path, FakeTransport(handler), diff=EXAMPLE.read_bytes() + DELETED_SVG.encode())
+    assert review.coverage.summarized == []
+    (logo,) = [n for n in review.coverage.not_reviewed if n.path == "assets/logo.svg"]
+    assert "model call failed" in logo.reason
+
+
 # --- provider errors ------------------------------------------------------------------------
 
 
@@ -377,9 +426,10 @@ def test_a_tokenizer_that_counts_more_is_learnt(tmp_path: Path) -> None:
         {"max_chunk_tokens": 20000, "max_output_tokens": 1200, "concurrency": 1},
         primary={"model": "openai/primary-model", "context_window": limit},
     )
-    review = run(tmp_path, transport, config, diff=big_diff(10, 40))
+    # Files small next to a chunk: the packed chunks are full, so the first one overflows.
+    review = run(tmp_path, transport, config, diff=big_diff(20, 30))
     assert review.complete, review.problems
-    assert review.coverage.hunks_reviewed == 10
+    assert review.coverage.hunks_reviewed == 20
     calls = ledger().calls()
     # Only the first chunk, sent before any reply, was refused (and asked again once); later
     # ones were sized (and split when needed) with the model's own count, before sending.
@@ -615,7 +665,7 @@ def test_a_window_too_small_for_the_prompt_sends_every_part_to_the_fallback(
     def handler(request: ModelRequest) -> Any:
         if request.model.name == "primary":
             return ContextOverflowError(
-                "This model's maximum context length is 1800 tokens", window=1800, status=400
+                "This model's maximum context length is 1200 tokens", window=1200, status=400
             )
         return good(request)
 
@@ -637,8 +687,8 @@ def test_a_line_too_long_for_the_primary_goes_to_a_fallback_with_a_larger_window
     from agent.tokens import count_messages
 
     def handler(request: ModelRequest) -> Any:
-        if request.model.name == "primary" and count_messages(request.messages) > 2600:
-            return ContextOverflowError("prompt is too long", window=3000, status=400)
+        if request.model.name == "primary" and count_messages(request.messages) > 1800:
+            return ContextOverflowError("prompt is too long", window=2200, status=400)
         return good(request)
 
     long_line = "x = '" + "word " * 1500 + "'"

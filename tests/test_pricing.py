@@ -472,18 +472,20 @@ def test_openai_end_to_end(cassette: Any, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_anthropic_end_to_end(cassette: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The prompt is ~1,400 tokens: 768 read from the cache, 384 written to it (128 of them for
+    # an hour), the rest uncached.
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    monkeypatch.setenv("ANTHROPIC_API_BASE", f"{SERVER_URL}/usage/cached1024-write512-hour128")
+    monkeypatch.setenv("ANTHROPIC_API_BASE", f"{SERVER_URL}/usage/cached768-write384-hour128")
     review("--model", "claude-sonnet")
     call, usage = the_call(), the_usage(cassette)
     uncached, out_tokens = usage["input_tokens"], usage["output_tokens"]
-    assert (usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]) == (1024, 512)
-    assert call.prompt_tokens == uncached + 1024 + 512  # every input token, as billed
-    assert (call.cached_tokens, call.cache_write_tokens) == (1024, 512)
+    assert (usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]) == (768, 384)
+    assert call.prompt_tokens == uncached + 768 + 384  # every input token, as billed
+    assert (call.cached_tokens, call.cache_write_tokens) == (768, 384)
     full, out, read, write, write_1h = SONNET_45
-    expected = uncached * full + 1024 * read + 384 * write + 128 * write_1h + out_tokens * out
+    expected = uncached * full + 768 * read + 256 * write + 128 * write_1h + out_tokens * out
     assert call.cost_usd == pytest.approx(expected * M)
-    savings = 1024 * (full - read) - 384 * (write - full) - 128 * (write_1h - full)
+    savings = 768 * (full - read) - 256 * (write - full) - 128 * (write_1h - full)
     assert call.cache_savings_usd == pytest.approx(savings * M)
     assert call.cache_creation_input_token_cost == pytest.approx(write * M)
     assert call.price_source == "providers.yaml (Anthropic list price, checked 2026-11-26)"

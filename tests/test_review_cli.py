@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.diff import parse_diff
 from agent.ledger import LedgerStore
+from agent.schema import ChunkReview, reply_shape
 from tests.conftest import ROOT, SECRET, SECRET_HEADERS, SERVER_URL
 
 EXAMPLE = ROOT / "examples" / "retry-charges.patch"
@@ -250,10 +251,11 @@ def test_fenced_json_reply_is_accepted(cassette: Any, tmp_path: Path) -> None:
     result = review("--diff", str(EXAMPLE), "--config", str(config))
     assert result.exit_code == 0, result.output
     assert [c.outcome for c in ledger_calls()] == ["ok"]
-    # structured_output: prompt sends no response_format; the schema is in the prompt.
+    # structured_output: prompt sends no response_format; the reply's shape, generated from
+    # the class, is in the prompt.
     body = json.loads(cassette.requests[0].body)
     assert "response_format" not in body
-    assert '"title": "ChunkReview"' in body["messages"][0]["content"]
+    assert reply_shape(ChunkReview) in body["messages"][0]["content"]
 
 
 def test_anchors_outside_the_diff_are_never_printed(cassette: Any, tmp_path: Path) -> None:

@@ -42,7 +42,8 @@ def footer(review: Review) -> str:
         calls += f" ({', '.join(extra)})"
     parts = [
         f"files {c.files_reviewed}/{c.files_total}",
-        f"hunks {c.hunks_reviewed}/{c.hunks_total}",
+        f"hunks {c.hunks_reviewed}/{c.hunks_total}"
+        + (f" ({len(c.summarized)} file(s) summarized)" if c.summarized else ""),
         f"model {', '.join(map(one_line, u.models))}",
         calls,
         f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out tokens",
@@ -144,6 +145,16 @@ def render_markdown(review: Review) -> str:
         )
         out.append("")
 
+    if review.coverage.summarized:
+        out.append("## Summarized, not shown\n")
+        out.append(
+            "The model was told these files' names and sizes instead of their lines; their "
+            "lines count neither as reviewed nor as failed.\n"
+        )
+        out.extend(
+            f"- {md_code(n.path)}: {md_inline(n.reason)}" for n in review.coverage.summarized
+        )
+        out.append("")
     if review.coverage.not_reviewed:
         out.append("## Not reviewed\n")
         out.extend(

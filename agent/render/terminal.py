@@ -61,9 +61,14 @@ def print_dry_run(result: DryRun, console: Console) -> None:
         hunks = sum(len(p.hunks) for p in c.files)
         chunks.add_row(str(c.id), rich_text(paths), str(hunks), f"{c.tokens:,}")
     console.print(chunks)
-    if plan.skipped:
-        console.print("Not reviewed:", markup=False)
-        for s in plan.skipped:
+    for kind, title in (
+        ("summarized", "Summarized (named with their size, not shown):"),
+        ("not_sent", "Not reviewed:"),
+    ):
+        listed = [s for s in plan.skipped if s.kind == kind]
+        if listed:
+            console.print(title, markup=False)
+        for s in listed:
             console.print(f"  {one_line(s.path)}: {one_line(s.reason)}", markup=False)
     if result.refused:
         console.print(f"A review would stop here: {one_line(result.refused)}.", markup=False)
