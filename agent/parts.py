@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from agent.diff import DiffLine, FileDiff, Hunk
+from agent.diff import DiffLine, FileDiff, Hunk, LineKind
 
 
 def render_line(line: DiffLine) -> str:
-    old = "" if line.old_no is None else str(line.old_no)
-    new = "" if line.new_no is None else str(line.new_no)
-    return f"{old:>6} {new:>6} {line.kind.value} {line.text}"
+    """One number per line, the one a question anchors to: the old side's for a removed line,
+    the new side's for the rest. Two padded columns cost a third more tokens than the text."""
+    number = line.old_no if line.kind is LineKind.REMOVED else line.new_no
+    return f"{number} {line.kind.value} {line.text}"
 
 
 def file_header(file: FileDiff, note: str = "") -> list[str]:
@@ -34,7 +35,7 @@ def file_header(file: FileDiff, note: str = "") -> list[str]:
 
 
 def render_file(file: FileDiff, hunks: tuple[Hunk, ...] | None = None) -> str:
-    """A file as the model sees it: a header, then hunks with both line numbers on every line."""
+    """A file as the model sees it: a header, then hunks, each line with the number it is anchored by."""
     parts = file_header(file)
     for hunk in file.hunks if hunks is None else hunks:
         parts.append(hunk.header)
@@ -94,7 +95,7 @@ class Context:
 
     def render(self) -> str:
         head = f"=== CONTEXT {self.path} (unchanged lines, not part of the change) ==="
-        return "\n".join([head, *(f"{'':>6} {n:>6}   {text}" for n, text in self.lines)])
+        return "\n".join([head, *(f"{n}   {text}" for n, text in self.lines)])
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ OPENAI_POLICY = (
 
 DIFF_BLOCK = re.compile(r"<<<DIFF-(\S+)\n(.*?)DIFF-\1>>>", re.S)
 FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+)\) ===$")
-DIFF_LINE = re.compile(r"^([ \d]{6}) ([ \d]{6}) ([ +-])(?: (.*))?$")
+# One number per line: the old side's for a removed line, the new side's for the rest.
+DIFF_LINE = re.compile(r"^(\d+) ([ +-])(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
 JSON_START = re.compile(r"^\{", re.M)
@@ -363,8 +364,9 @@ def parse_diff(text: str) -> list[FileDiff]:
             elif raw.startswith("@@"):
                 files[-1].hunks.append([])
             elif (m := DIFF_LINE.match(raw)) and files[-1].hunks:
-                old, new = (int(n) if n.strip() else None for n in (m[1], m[2]))
-                files[-1].hunks[-1].append(Line(old, new, m[3], m[4] or ""))
+                n, tag = int(m[1]), m[2]
+                old, new = (n, None) if tag == "-" else (None, n)
+                files[-1].hunks[-1].append(Line(old, new, tag, m[3] or ""))
     return files
 
 

@@ -60,14 +60,14 @@ def test_a_model_that_does_not_exist_is_exit_3_with_the_fix(cassette: Any, tmp_p
 def test_a_window_smaller_than_configured_splits_the_chunk(
     cassette: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """The server's real window (2,300 tokens) is smaller than providers.yaml says: the first
+    """The server's real window (1,850 tokens) is smaller than providers.yaml says: the first
     call is refused for size, ownit learns the window from the message and reviews the diff
     in smaller parts."""
     monkeypatch.setenv("LOCAL_LLM_KEY", "unused")
     config = model_config(
         tmp_path,
         "small",
-        "openai/ctx2300-model",
+        "openai/ctx1850-model",
         {"retry_backoff_seconds": 0, "max_output_tokens": 1024},
         api_key="${LOCAL_LLM_KEY}",
         context_window=32000,
@@ -84,7 +84,7 @@ def test_a_window_smaller_than_configured_splits_the_chunk(
     # believed: the rest are the parts and one synthesis, all answered.
     refused, answered = calls[:2], calls[2:]
     for call in refused:
-        assert call.outcome == "error" and "maximum context length is 2300" in (call.error or "")
+        assert call.outcome == "error" and "maximum context length is 1850" in (call.error or "")
         assert call.cost_usd == 0.0  # refused: nothing billed
     assert all(c.outcome == "ok" for c in answered)
     halves = [c.purpose for c in answered if c.purpose.startswith("chunk-1.")]

@@ -91,10 +91,11 @@ def test_context_only_in_room_left_never_an_extra_chunk(tmp_path: Path) -> None:
     (roomy,) = with_context(tmp_path)
     cost = roomy.tokens - tight  # what the context block costs, separator included
     assert cost > 30
-    for budget in (tight, tight + cost - 1):
+    need = max(cost, 50)  # under 50 tokens of room left, no context is tried
+    for budget in (tight, tight + need - 1):
         (chunk,) = with_context(tmp_path, budget=budget)
         assert chunk.context == () and chunk.tokens == tight
-    for budget in (tight + cost, 5000):
+    for budget in (tight + need, 5000):
         chunks = with_context(tmp_path, budget=budget)
         assert len(chunks) == 1 and chunks[0].context
         assert chunks[0].tokens <= budget and count_tokens(chunks[0].render()) <= budget

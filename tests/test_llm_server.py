@@ -44,9 +44,7 @@ SYSTEM = "Review the diff. Reply with JSON matching this schema:\n\n" + json.dum
 def _lines(start: int, *tags: str) -> list[str]:
     out, old, new = [], start, start
     for i, tag in enumerate(tags):
-        o = "" if tag == "+" else str(old)
-        n = "" if tag == "-" else str(new)
-        out.append(f"{o:>6} {n:>6} {tag} line_{start}_{i} = compute({i})")
+        out.append(f"{old if tag == '-' else new} {tag} line_{start}_{i} = compute({i})")
         old += tag != "+"
         new += tag != "-"
     return out
