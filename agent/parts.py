@@ -35,7 +35,7 @@ def file_header(file: FileDiff, note: str = "") -> list[str]:
 
 
 def render_file(file: FileDiff, hunks: tuple[Hunk, ...] | None = None) -> str:
-    """A file as the model sees it: a header, then hunks, each line with the number it is anchored by."""
+    """A file as the model sees it: a header, then hunks, a line number on every line."""
     parts = file_header(file)
     for hunk in file.hunks if hunks is None else hunks:
         parts.append(hunk.header)
