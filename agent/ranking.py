@@ -17,7 +17,7 @@ _CATEGORY = {
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
-def _default_key(q: AnchoredQuestion) -> tuple[int, int, tuple[int, ...], int]:
+def default_key(q: AnchoredQuestion) -> tuple[int, int, tuple[int, ...], int]:
     return (_PRIORITY.get(q.priority, 1), _CATEGORY.get(q.category, 9), q.chunk, q.order)
 
 
@@ -31,7 +31,7 @@ def rank(candidates: list[AnchoredQuestion], order: list[int] | None) -> list[An
         if key not in seen:
             seen.add(key)
             unique.append(q)
-    by_default = sorted(unique, key=_default_key)
+    by_default = sorted(unique, key=default_key)
     if not order:
         return by_default
     picked: list[AnchoredQuestion] = []

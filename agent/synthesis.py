@@ -15,12 +15,15 @@ from agent import prompts
 from agent.client import Messages, ModelClient
 from agent.errors import ContextOverflowError
 from agent.plan import schema_text
+from agent.ranking import default_key
 from agent.schema import Risk, Synthesis
 from agent.state import AnchoredQuestion, ChunkResult
 from agent.tokens import count_tokens
 
 # A candidate question is shown to the synthesis at most this long.
 QUESTION_CHARS = 300
+# Candidates shown to the synthesis, as a multiple of the questions a review keeps.
+SHORTLIST = 2
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,11 @@ async def synthesize(
     summaries) and ``ContextOverflowError`` when even one part cannot be synthesised.
     """
     index = {id(q): i for i, q in enumerate(candidates)}
+    # The synthesis orders the strongest candidates only: a review shows ``keep`` questions,
+    # and the rest follow in the default order anyway. Showing it every question of a large PR
+    # made its prompt grow with the diff, and a re-review of one changed file pay for all.
+    ranked = sorted(range(len(candidates)), key=lambda i: default_key(candidates[i]))
+    shortlist = set(ranked[: SHORTLIST * keep])
     units = []
     for r in results:
         assert r.review is not None
@@ -110,7 +118,7 @@ async def synthesize(
                 summary=r.review.summary,
                 risk=r.review.risk,
                 reasons=tuple(r.review.risk_reasons),
-                candidates=tuple(index[id(q)] for q in r.questions),
+                candidates=tuple(i for q in r.questions if (i := index[id(q)]) in shortlist),
             )
         )
     stage = 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -719,3 +720,21 @@ def test_a_first_refusal_for_size_is_asked_again_before_it_is_believed(tmp_path:
     calls = ledger().calls()
     assert [c.outcome for c in calls].count("error") == 1
     assert not any("." in c.purpose.removeprefix("chunk-") for c in calls)  # nothing split
+
+
+def test_the_synthesis_is_shown_a_shortlist_of_the_candidates(tmp_path: Path) -> None:
+    """A large PR's synthesis prompt does not grow with every question of every part: it orders
+    the strongest 2 x max_questions; the review still asks the best max_questions."""
+    transport = FakeTransport()
+    config = write_config(tmp_path, {"max_chunk_tokens": 700, "max_questions": 4})
+    review = run(tmp_path, transport, config, diff=big_diff(12))
+    (synthesis,) = [r for r in transport.requests if wants(r) == "Synthesis"]
+    shown = re.findall(r"^\[Q\d+\]", user_text(synthesis), re.M)
+    chunk_questions = sum(
+        len(json.loads(json.dumps(good(r)))["questions"])
+        for r in transport.requests
+        if wants(r) == "ChunkReview"
+    )
+    assert chunk_questions > 8  # more candidates than the shortlist holds
+    assert len(shown) == 8
+    assert len(review.questions) == 4 and review.questions_omitted == chunk_questions - 4
