@@ -1,7 +1,7 @@
 """``ownit ledger export``: FOCUS 1.2 per day and per call, CSV and JSON Lines of calls.
 
     python benchmarks/bench_export.py [--calls 200000] [--runs 3] [--days 548]
-        [--url postgresql://postgres@127.0.0.1:5432/<a database of its own>]
+        [--url postgresql://postgres@127.0.0.1:5432/<a database of its own, created beforehand>]
 
 Generates ``--calls`` calls (default 200,000; the issue's size is ``--calls 1000000``) with
 ``tests/ledger_data.fill``: runs of ten calls over 18 months, 40 teams, 400 repos, 2,000
@@ -114,7 +114,7 @@ def main() -> None:
         apply_isolated_env(tmp / "home")
         stores = [("sqlite", f"sqlite:///{tmp / 'ledger.db'}")]
         if args.url:
-            from tests.test_ledger import drop_ownit_tables
+            from tests.ledger_db import drop_ownit_tables
 
             drop_ownit_tables(args.url)
             stores.append(("postgresql", args.url))
