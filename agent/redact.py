@@ -74,9 +74,15 @@ def remember(*secrets: str) -> None:
     _remembered.update(s for s in secrets if s)
 
 
+def redactor() -> Redactor:
+    """What ``redact`` applies, as of now. Building it reads the environment: for many texts
+    in a row, build it once."""
+    return Redactor.from_environment(os.environ, _remembered)
+
+
 def redact(text: str) -> str:
     """``text`` without any credential ownit knows of or can recognise."""
-    return Redactor.from_environment(os.environ, _remembered)(text)
+    return redactor()(text)
 
 
 class RedactingFilter(logging.Filter):

@@ -23,7 +23,7 @@ from agent.ledger import cache as cache_store
 from agent.ledger.records import CachedChunk, CallRecord
 from agent.ledger.store import LedgerStore
 from agent.plan import schema_text
-from agent.redact import redact
+from agent.redact import Redactor, redactor
 from agent.schema import ChunkReview, FileWalkthrough, ProposedQuestion
 from agent.state import ChunkResult
 from agent.tokens import count_tokens
@@ -75,6 +75,7 @@ def entries(
     last = answered[-1] if answered else None
     origin = _digest(result.chunk.render())
     total = max(sum(len(p.render()) for p in result.chunk.files), 1)
+    hide = redactor()  # once: building one reads the environment
     kept = []
     for part in result.chunk.files:
         path = part.file.path
@@ -98,7 +99,8 @@ def entries(
                         "model_name": result.model_name or (last.model_name if last else ""),
                         "provider": last.provider if last else "",
                         "reviewed_at": now.isoformat(),
-                    }
+                    },
+                    hide,
                 ),
                 cost_usd=share,
                 created_at=now,
@@ -108,15 +110,15 @@ def entries(
     return kept
 
 
-def _redacted(value: Any) -> Any:
+def _redacted(value: Any, hide: Redactor) -> Any:
     """The reply's text as the ledger may keep it: without credentials (the model may have
     quoted one the masking did not know)."""
     if isinstance(value, str):
-        return redact(value)
+        return hide(value)
     if isinstance(value, list):
-        return [_redacted(v) for v in value]
+        return [_redacted(v, hide) for v in value]
     if isinstance(value, dict):
-        return {k: _redacted(v) for k, v in value.items()}
+        return {k: _redacted(v, hide) for k, v in value.items()}
     return value
 
 

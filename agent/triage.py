@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import PurePosixPath
 
 from agent.config import ReviewSettings
@@ -48,10 +49,17 @@ class Decision:
 
 def _matches(path: str, patterns: tuple[str, ...]) -> str | None:
     name = PurePosixPath(path).name
-    for pattern in patterns:
-        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(name, pattern):
+    for pattern, compiled in _compiled(patterns):
+        if compiled.match(path) or compiled.match(name):
             return pattern
     return None
+
+
+@cache
+def _compiled(patterns: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    # fnmatch.fnmatch's own matching (paths are POSIX: no case folding), compiled once per
+    # settings rather than looked up per file and pattern: a big diff asks for every file.
+    return tuple((p, re.compile(fnmatch.translate(p))) for p in patterns)
 
 
 def marker(file: FileDiff) -> tuple[str, int] | None:
