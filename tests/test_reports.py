@@ -499,3 +499,27 @@ def test_the_rollup_is_filled_when_a_first_release_ledger_is_upgraded(ledger_url
         store.close()
     engine = sa.create_engine(sa_url(ledger_url))
     engine.dispose()
+
+
+def test_a_postgres_report_reads_one_snapshot_on_every_connection(ledger: LedgerStore) -> None:
+    """The report's queries run at once on sibling connections: each must read the snapshot
+    the report began with, not what a review committed since, or its numbers would not add up."""
+    from agent.ledger.spend import _sibling
+
+    if not ledger.url.startswith("postgresql"):
+        pytest.skip("SQLite runs the report's queries on one connection")
+    spend = sa.text("SELECT count(*), sum(cost_nusd) FROM spend_daily")
+    with ledger.reading("test") as conn:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        before = conn.execute(spend).one()
+        ledger.import_records(
+            [call(99, "2026-11-10", "payments", PAY, 4, "erin", BIG, 5.0)]  # committed now
+        )
+        with _sibling(ledger, snapshot) as sibling:
+            assert sibling.execute(spend).one() == before
+    with ledger.reading("test") as fresh:
+        assert fresh.execute(spend).one() != before
+    # And the report itself, over the new call, still adds up to its rows.
+    report = by_team_month(ledger)
+    assert report.total.cost_usd == pytest.approx(sum(r.cost_usd for r in report.totals))

@@ -9,7 +9,10 @@ is one PR in the total, so PR counts are counted, never summed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -328,11 +331,35 @@ def build(store: LedgerStore, query: ReportQuery, *, now: datetime | None = None
     now = now or datetime.now(UTC)
     today = now.date()
     with store.reading("cannot read spend") as conn:
-        if conn.dialect.name == "postgresql":
-            # The GROUP BYs sort up to a row per run; PostgreSQL's default 4 MB sends that to
-            # disk and triples the time. For this transaction only.
-            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        return _build(conn, query, now, today)
+        if conn.dialect.name != "postgresql":
+            return _build(conn, query, now, today)
+        # One snapshot for every query of the report, so its numbers add up even while reviews
+        # write; exported, so independent queries can run at once on sibling connections.
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        _tune(conn)
+        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        return _build(conn, query, now, today, lambda: _sibling(store, snapshot))
+
+
+def _tune(conn: Connection) -> None:
+    # The GROUP BYs sort up to a row per run; PostgreSQL's default 4 MB sends that to disk and
+    # triples the time. For this transaction only.
+    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+
+
+_SNAPSHOT = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
+@contextmanager
+def _sibling(store: LedgerStore, snapshot: str) -> Iterator[Connection]:
+    """Another connection reading exactly what the report's own reads (PostgreSQL)."""
+    if not _SNAPSHOT.match(snapshot):  # a utility statement: it takes no bound parameter
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    with store.reading("cannot read spend") as conn:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        _tune(conn)
+        yield conn
 
 
 def _check(query: ReportQuery) -> None:
@@ -345,7 +372,16 @@ def _check(query: ReportQuery) -> None:
         raise ValueError(f"since ({query.since}) is after until ({query.until})")
 
 
-def _build(conn: Connection, query: ReportQuery, now: datetime, today: date) -> Report:
+Sibling = Callable[[], AbstractContextManager[Connection]]
+
+
+def _build(
+    conn: Connection,
+    query: ReportQuery,
+    now: datetime,
+    today: date,
+    sibling: Sibling | None = None,
+) -> Report:
     until = query.until or today
     first = query.since or _first_day(conn) or until
     rng = _Range(query, min(first, until), until)
@@ -355,7 +391,13 @@ def _build(conn: Connection, query: ReportQuery, now: datetime, today: date) -> 
 
     counts: dict[str, int] = {}
     ranked: list[Slot] = []
-    if query.top is None:
+    early: tuple[dict[str, Sums], dict[str, int]] | None = None
+    whole: int | None = None
+    if query.top is None and sibling is not None:
+        # The groups, the periods' PRs and the range's PRs do not depend on each other: on
+        # PostgreSQL they run at once, on one snapshot (a third of the time on two cores).
+        groups, early, whole = _at_once(q, rng, query, sibling, len(labels) > 1)
+    elif query.top is None:
         groups = q.groups()
     else:
         groups, counts = q.top(query.top)
@@ -373,12 +415,14 @@ def _build(conn: Connection, query: ReportQuery, now: datetime, today: date) -> 
     # top groups'. Otherwise they are counted.
     partitioned = set(query.by) <= {"repo", "pr"}
     count_rest = cut and not partitioned
-    totals, rest_prs = q.periods(ranked if count_rest else None, sums=query.top is not None)
+    totals, rest_prs = early or q.periods(
+        ranked if count_rest else None, sums=query.top is not None
+    )
     if query.top is None:  # every group is here: the periods' sums are theirs
         for (period, _), sums in groups.items():
             totals.setdefault(period, Sums()).add(sums)
     # One period: its PRs are the range's. Several: a PR reviewed in two is one of the range.
-    range_prs = totals[labels[0]].prs if len(labels) == 1 and labels[0] in totals else None
+    range_prs = totals[labels[0]].prs if len(labels) == 1 and labels[0] in totals else whole
 
     rows: list[Row] = []
     for period in labels:
@@ -434,6 +478,22 @@ def _build(conn: Connection, query: ReportQuery, now: datetime, today: date) -> 
         ),
         budgets=budget_rules.statuses_from(history, conn, today),
     )
+
+
+def _at_once(
+    q: _Queries, rng: _Range, query: ReportQuery, sibling: Sibling, whole: bool
+) -> tuple[dict[Slot, Sums], tuple[dict[str, Sums], dict[str, int]], int | None]:
+    """Every group, the periods' PR counts and (when ``whole``) the range's, each on its own
+    connection of the one snapshot."""
+    with ThreadPoolExecutor(max_workers=2) as pool, ExitStack() as stack:
+        other = _Queries(stack.enter_context(sibling()), rng, query.by)
+        periods = pool.submit(other.periods, None, sums=False)
+        in_range = None
+        if whole:
+            third = _Queries(stack.enter_context(sibling()), rng, query.by)
+            in_range = pool.submit(third.range_prs)
+        groups = q.groups()
+        return groups, periods.result(), in_range.result() if in_range else None
 
 
 def _unlabel(row: Row) -> Row:
