@@ -523,3 +523,36 @@ def test_a_postgres_report_reads_one_snapshot_on_every_connection(ledger: Ledger
     # And the report itself, over the new call, still adds up to its rows.
     report = by_team_month(ledger)
     assert report.total.cost_usd == pytest.approx(sum(r.cost_usd for r in report.totals))
+
+
+def test_a_write_between_the_reports_reads_is_read_again_on_one_connection(
+    ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite cannot share a snapshot between the report's connections: when their
+    fingerprints of the rollup disagree (a review wrote between them), the report reads
+    everything again on its own connection, and still adds up."""
+    from agent.ledger import spend
+
+    if not ledger.url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's connections share one snapshot")
+    expected = by_team_month(ledger)
+    real = spend._fingerprint
+    seen: list[int] = []
+
+    def drifting(conn: Any) -> tuple[Any, ...]:
+        seen.append(1)
+        return (*real(conn), len(seen))  # every connection "read" a different rollup
+
+    monkeypatch.setattr(spend, "_fingerprint", drifting)
+    grouped = spend._Queries.groups
+    conns: list[Any] = []
+
+    def groups(self: Any) -> Any:
+        conns.append(self.conn)
+        return grouped(self)
+
+    monkeypatch.setattr(spend._Queries, "groups", groups)
+    again = by_team_month(ledger)
+    assert len(seen) == 3  # the three connections were compared
+    assert len(conns) == 2 and conns[0] is conns[1]  # read again, on the report's connection
+    assert again.rows == expected.rows and again.total == expected.total

@@ -33,6 +33,7 @@ from agent.ledger.reports import (
     Row,
 )
 from agent.ledger.rollup import NANO
+from agent.ledger.rollup import SUMS as ROLLUP_SUMS
 from agent.ledger.store import LedgerStore
 
 _spend = SpendDaily.__table__  # type: ignore[attr-defined]
@@ -331,6 +332,9 @@ def build(store: LedgerStore, query: ReportQuery, *, now: datetime | None = None
     now = now or datetime.now(UTC)
     today = now.date()
     with store.reading("cannot read spend") as conn:
+        if conn.dialect.name == "sqlite":
+            # Each connection reads its own snapshot; the report checks they agree.
+            return _build(conn, query, now, today, lambda: store.reading("cannot read spend"))
         if conn.dialect.name != "postgresql":
             return _build(conn, query, now, today)
         # One snapshot for every query of the report, so its numbers add up even while reviews
@@ -484,16 +488,34 @@ def _at_once(
     q: _Queries, rng: _Range, query: ReportQuery, sibling: Sibling, whole: bool
 ) -> tuple[dict[Slot, Sums], tuple[dict[str, Sums], dict[str, int]], int | None]:
     """Every group, the periods' PR counts and (when ``whole``) the range's, each on its own
-    connection of the one snapshot."""
+    connection. On PostgreSQL the siblings share the report's snapshot. SQLite cannot share
+    one: each query's connection also fingerprints the rollup it read, and when a review's
+    write landed between them the three are read again on the report's own connection."""
+    shared = q.conn.dialect.name == "postgresql"
+
+    def with_print(queries: _Queries, run: Callable[[], Any]) -> tuple[Any, Any]:
+        return run(), None if shared else _fingerprint(queries.conn)
+
     with ThreadPoolExecutor(max_workers=2) as pool, ExitStack() as stack:
         other = _Queries(stack.enter_context(sibling()), rng, query.by)
-        periods = pool.submit(other.periods, None, sums=False)
+        periods = pool.submit(with_print, other, lambda: other.periods(None, sums=False))
         in_range = None
         if whole:
             third = _Queries(stack.enter_context(sibling()), rng, query.by)
-            in_range = pool.submit(third.range_prs)
-        groups = q.groups()
-        return groups, periods.result(), in_range.result() if in_range else None
+            in_range = pool.submit(with_print, third, third.range_prs)
+        groups, mine = with_print(q, q.groups)
+        found, theirs = periods.result()
+        count, third_print = in_range.result() if in_range else (None, mine)
+    if mine != theirs or mine != third_print:
+        return q.groups(), q.periods(None, sums=False), q.range_prs() if whole else None
+    return groups, found, count
+
+
+def _fingerprint(conn: Connection) -> tuple[Any, ...]:
+    """Every sum of the rollup, and its rows: two connections read the same rollup when these
+    agree (a write the report could show changes one of them)."""
+    sums: list[Any] = [sa.func.sum(_spend.c[name]) for name in ROLLUP_SUMS]
+    return tuple(conn.execute(sa.select(*sums, sa.func.count())).one())
 
 
 def _unlabel(row: Row) -> Row:
