@@ -13,8 +13,9 @@ from agent import masking, prompts, replies, reuse, riskiest, synthesis
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
 from agent.client import Endpoint, ModelClient
+from agent.config import ReviewSettings
 from agent.context import ReviewContext
-from agent.diff import Diff, parse_diff
+from agent.diff import Diff, FileDiff, parse_diff
 from agent.errors import (
     ContextOverflowError,
     ModelCallError,
@@ -41,7 +42,7 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         return {"title": state.source.title}
     settings = runtime.context.settings
     # Only what will be sent is scanned: an excluded file's secrets stay on this machine anyway.
-    sent = [f for f in state.diff.files if not skip_reason(f, settings)]
+    sent = _sent(state.diff, settings)
     masked = masking.mask(replace(state.diff, files=tuple(sent)), state.source.title)
     replaced = iter(masked.diff.files)
     chosen = {id(f) for f in sent}
@@ -147,9 +148,13 @@ def _cached(state: State, ctx: ReviewContext) -> list[reuse.Hit]:
     assert state.diff is not None
     if ctx.cache is None:
         return []
-    settings = ctx.settings
-    sent = [f for f in state.diff.files if f.hunks and not skip_reason(f, settings)]
+    sent = [f for f in _sent(state.diff, ctx.settings) if f.hunks]
     return ctx.cache.lookup(sent, count=not state.dry_run)
+
+
+def _sent(diff: Diff, settings: ReviewSettings) -> list[FileDiff]:
+    """The files whose lines may go to the model (not binary, excluded, sensitive...)."""
+    return [f for f in diff.files if not skip_reason(f, settings)]
 
 
 def _reuse_note(reused: list[tuple[ChunkResult, reuse.Hit]], dry_run: bool) -> str:

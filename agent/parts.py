@@ -66,6 +66,12 @@ class ChunkFile:
     spans: tuple[HunkSpan, ...]
     summary: str | None = None
 
+    @classmethod
+    def whole(cls, file: FileDiff) -> ChunkFile:
+        """Every hunk of ``file``, each shown in full."""
+        spans = tuple(HunkSpan(i, 0, len(h.lines)) for i, h in enumerate(file.hunks))
+        return cls(file, file.hunks, spans)
+
     def render(self) -> str:
         if self.summary is not None:
             return "\n".join([*file_header(self.file, "not shown"), self.summary])

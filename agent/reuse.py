@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent import replies
-from agent.chunking import Chunk, ChunkFile, HunkSpan, render_file
+from agent.chunking import Chunk, ChunkFile, render_file
 from agent.diff import Diff, FileDiff
 from agent.errors import LedgerError
 from agent.ledger import cache as cache_store
@@ -69,19 +69,20 @@ def entries(
         return []
     now = now or datetime.now(UTC)
     purpose = f"chunk-{result.chunk.id}"
-    costs = [c.cost_usd for c in calls if c.purpose == purpose and c.billed]
-    cost = None if not costs or any(c is None for c in costs) else sum(c or 0.0 for c in costs)
     answered = [c for c in calls if c.purpose == purpose and c.billed]
+    costs = [c.cost_usd for c in answered]
+    cost = None if not costs or any(c is None for c in costs) else sum(c or 0.0 for c in costs)
     last = answered[-1] if answered else None
     origin = _digest(result.chunk.render())
-    total = max(sum(len(p.render()) for p in result.chunk.files), 1)
+    sizes = [len(p.render()) for p in result.chunk.files]
+    total = max(sum(sizes), 1)
     hide = redactor()  # once: building one reads the environment
     kept = []
-    for part in result.chunk.files:
+    for part, size in zip(result.chunk.files, sizes, strict=True):
         path = part.file.path
         if not _whole(part) or path not in result.explained:
             continue
-        share = None if cost is None else cost * len(part.render()) / total
+        share = None if cost is None else cost * size / total
         kept.append(
             CachedChunk(
                 key=key(part.file),
@@ -136,7 +137,7 @@ def results(hits: Sequence[Hit], diff: Diff, first_key: int) -> list[tuple[Chunk
         groups.setdefault(str(hit.entry.result.get("origin", hit.entry.key)), []).append(hit)
     made = []
     for n, group in enumerate(groups.values()):
-        parts = tuple(ChunkFile(h.file, h.file.hunks, tuple(_spans(h.file))) for h in group)
+        parts = tuple(ChunkFile.whole(h.file) for h in group)
         chunk = Chunk((first_key + n,), parts, count_tokens("\n\n".join(p.render() for p in parts)))
         first = group[0].entry.result
         review = ChunkReview.model_validate(
@@ -164,10 +165,6 @@ def results(hits: Sequence[Hit], diff: Diff, first_key: int) -> list[tuple[Chunk
         )
         made.append((result, _summed(group)))
     return made
-
-
-def _spans(file: FileDiff) -> list[HunkSpan]:
-    return [HunkSpan(i, 0, len(h.lines)) for i, h in enumerate(file.hunks)]
 
 
 def _summed(group: list[Hit]) -> Hit:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 from agent.chunking import Skipped
-from agent.diff import Diff, DiffLine, FileDiff, LineKind
+from agent.diff import Diff, FileDiff
 from agent.plan import Plan
 
 _SENSITIVE = re.compile(
@@ -44,12 +44,7 @@ def risk(file: FileDiff) -> float:
         score -= 2
     if _DOCS.search(PurePosixPath(path).name) or _DOCS.search(path):
         score -= 3
-    changed = sum(1 for h in file.hunks for line in h.lines if _changed(line))
-    return score + math.log2(changed + 1) / 2
-
-
-def _changed(line: DiffLine) -> bool:
-    return line.kind in (LineKind.ADDED, LineKind.REMOVED)
+    return score + math.log2(file.added + file.removed + 1) / 2
 
 
 def riskiest_within(

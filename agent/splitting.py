@@ -77,9 +77,7 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
     """The file as one part when it fits, else as few parts as fit: consecutive hunks
     together, a part topped up with the first lines of the next hunk when much room is left,
     and a hunk larger than a part cut into pieces; with a note for each line cut to fit."""
-    whole = ChunkFile(
-        file, file.hunks, tuple(HunkSpan(i, 0, len(h.lines)) for i, h in enumerate(file.hunks))
-    )
+    whole = ChunkFile.whole(file)
     tokens = count_tokens(whole.render())
     if tokens <= budget:
         return [(whole, tokens)], []

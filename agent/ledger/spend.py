@@ -42,22 +42,9 @@ DRIVER_MIN = 0.05
 _PREVIOUS, _RANGE = "previous", "range"
 
 
-# Summed per group, in this order in every query (then the PR count, where there is one).
-ADDITIVE = (
-    "calls",
-    "errors",
-    "unknown_calls",
-    "unpriced_calls",
-    "estimated_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_nusd",
-    "cache_savings_nusd",
-    "pr_cost_nusd",
-)
+# Summed per group, in this order in every query (then the PR count, where there is one): the
+# rollup's sums, and the part of the cost spent on pull requests.
+ADDITIVE = (*ROLLUP_SUMS, "pr_cost_nusd")
 
 
 @dataclass(slots=True)
