@@ -16,6 +16,7 @@ from agent.result import (
     Coverage,
     DroppedCounts,
     FileNote,
+    ModelUsage,
     NotReviewed,
     Question,
     Review,
@@ -327,4 +328,31 @@ def usage_of(calls: list[CallRecord], default_model: str, cached_files: int = 0)
         unpriced_models=unpriced,
         cached_files=cached_files,
         cache_saved_usd=round(sum(c.cache_savings_usd or 0.0 for c in hits), 6),
+        by_model=_by_model(calls),
     )
+
+
+def _by_model(calls: list[CallRecord]) -> list[ModelUsage]:
+    """Each model's calls, tokens, cost and why it was asked; empty when one model did it all
+    by the run's own choice (the footer's single model says it)."""
+    names = list(dict.fromkeys(c.model_name for c in calls))
+    if len(names) < 2 and not any(c.route for c in calls):
+        return []
+    out = []
+    for name in names:
+        mine = [c for c in calls if c.model_name == name]
+        why = [c.route or "" for c in mine]
+        why += [f"fallback for {c.fallback_from}" for c in mine if c.fallback_from]
+        out.append(
+            ModelUsage(
+                model_name=name,
+                model=mine[0].model,
+                calls=len(mine),
+                prompt_tokens=sum(c.prompt_tokens for c in mine),
+                completion_tokens=sum(c.completion_tokens for c in mine),
+                cost_usd=round(sum(c.cost_usd or 0.0 for c in mine), 6),
+                cost_complete=all(c.cost_usd is not None for c in mine if c.billed),
+                routes=[w for w in dict.fromkeys(why) if w],
+            )
+        )
+    return out

@@ -101,7 +101,12 @@ def split_chunk(chunk: Chunk) -> tuple[Chunk, Chunk] | None:
         else:
             return None
     a, b = (
-        Chunk((*chunk.key, n), tuple(files), count_tokens("\n\n".join(f.render() for f in files)))
+        Chunk(
+            (*chunk.key, n),
+            tuple(files),
+            count_tokens("\n\n".join(f.render() for f in files)),
+            route=chunk.route,
+        )
         for n, files in ((1, halves[0]), (2, halves[1]))
     )
     return a, b

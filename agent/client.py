@@ -148,11 +148,16 @@ class ModelClient:
         settings: ReviewSettings,
         *,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        routed: Sequence[Endpoint] = (),
     ) -> None:
-        """``endpoints``: the run's model first, then its fallback chain."""
+        """``endpoints``: the run's model first, then its fallback chain; ``routed``: the other
+        models routing rules may name (a call asks for its chain by names)."""
         if not endpoints:
             raise ValueError("a model client needs at least one model")
         self.endpoints = list(endpoints)
+        # One endpoint per model, shared by every chain it is in: what a call learns about a
+        # model (its window, a rejected key) holds for all of them.
+        self.known = {e.name: e for e in [*routed, *endpoints]}
         self.transport = transport
         self.recorder = recorder
         self.settings = settings
@@ -170,10 +175,18 @@ class ModelClient:
         self.endpoints = [endpoint, *rest]
 
     def notes(self) -> list[str]:
-        return [note for e in self.endpoints for note in e.notes]
+        return [note for e in self.known.values() for note in e.notes]
 
-    def _first_usable(self) -> Endpoint:
-        return next((e for e in self.endpoints if e.unusable is None), self.primary)
+    def chain(self, models: Sequence[str] | None = None) -> list[Endpoint]:
+        """The endpoints of a routed chain (names this run cannot use are left out), or the
+        run's own chain."""
+        if models is None:
+            return self.endpoints
+        return [self.known[n] for n in models if n in self.known] or self.endpoints
+
+    def _first_usable(self, models: Sequence[str] | None = None) -> Endpoint:
+        chain = self.chain(models)
+        return next((e for e in chain if e.unusable is None), chain[0])
 
     def count(self, messages: Messages) -> int:
         """Our own count of a prompt (the provider's is ``Endpoint.estimate`` of it)."""
@@ -185,9 +198,9 @@ class ModelClient:
         factor = endpoint.estimate(10_000) / 10_000
         return max(0, int((endpoint.window - self._min_reply()) / factor))
 
-    def fits(self, messages: Messages) -> bool:
+    def fits(self, messages: Messages, models: Sequence[str] | None = None) -> bool:
         """Whether the first usable model could take this prompt with room to reply."""
-        endpoint = self._first_usable()
+        endpoint = self._first_usable(models)
         return self._room(endpoint, count_messages(messages)) >= self._min_reply()
 
     async def structured(
@@ -198,6 +211,8 @@ class ModelClient:
         *,
         check: Callable[[T], str | None] | None = None,
         overflow_to_fallback: bool = False,
+        models: Sequence[str] | None = None,
+        route: str | None = None,
     ) -> Answer[T]:
         """A reply that validates as ``schema`` (and passes ``check``, which returns why a
         valid reply is still unusable, or None).
@@ -206,17 +221,23 @@ class ModelClient:
         with ``overflow_to_fallback``, for a prompt that cannot be split, the fallbacks are
         tried first), ``NoModelError`` when no model in the chain can be used at all, and
         another ``ModelCallError`` when every model in the chain failed this call.
+
+        ``models`` names the chain (a routing rule's; default: the run's model and its
+        fallbacks); ``route`` says why it was chosen, for the ledger.
         """
         failures: list[str] = []
         last: ModelCallError | None = None
         overflows: list[ContextOverflowError] = []
-        for endpoint in self.endpoints:
+        chain = self.chain(models)
+        for endpoint in chain:
             if endpoint.unusable is not None:
                 failures.append(f"{endpoint.name}: {endpoint.unusable.message}")
                 continue
-            fallback_from = None if endpoint is self.primary else self.primary.name
+            fallback_from = None if endpoint is chain[0] else chain[0].name
             try:
-                return await self._ask(endpoint, messages, schema, purpose, check, fallback_from)
+                return await self._ask(
+                    endpoint, messages, schema, purpose, check, fallback_from, route
+                )
             except ContextOverflowError as exc:
                 if not overflow_to_fallback:
                     raise
@@ -232,8 +253,8 @@ class ModelClient:
             failures.append(f"{endpoint.name}: {last.message}")
         if last is None and overflows:
             raise ContextOverflowError("too large for every model: " + "; ".join(failures))
-        if all(e.unusable is not None for e in self.endpoints):
-            first = self.primary.unusable
+        if all(e.unusable is not None for e in chain):
+            first = chain[0].unusable
             hint = first.hint if first else None
             raise NoModelError("no configured model can be used: " + "; ".join(failures), hint=hint)
         assert last is not None
@@ -251,11 +272,14 @@ class ModelClient:
         purpose: str,
         check: Callable[[T], str | None] | None,
         fallback_from: str | None,
+        route: str | None,
     ) -> Answer[T]:
         history = list(messages)
         repairs_left = self.settings.repair_attempts
         while True:
-            record, reply = await self._complete(endpoint, history, schema, purpose, fallback_from)
+            record, reply = await self._complete(
+                endpoint, history, schema, purpose, fallback_from, route
+            )
             value, problem = _parse(reply.content, schema)
             if value is not None and check is not None:
                 problem = check(value)
@@ -324,6 +348,7 @@ class ModelClient:
         schema: type[BaseModel],
         purpose: str,
         fallback_from: str | None,
+        route: str | None = None,
     ) -> tuple[CallRecord, Completion]:
         model = endpoint.model
         our_count = count_messages(messages)
@@ -338,6 +363,7 @@ class ModelClient:
                 provider=model.provider,
                 estimated_prompt_tokens=endpoint.estimate(our_count),
                 fallback_from=fallback_from,
+                route=route,
             )
             request = ModelRequest(
                 model=model,

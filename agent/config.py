@@ -63,6 +63,9 @@ class ModelEntry(_Strict):
     structured_output: Literal["auto", "json_schema", "prompt"] = "auto"
     # Models (by name) that take over a call this one could not answer, in order.
     fallbacks: tuple[str, ...] = ()
+    # Whether the model runs on infrastructure you control (for local_only). Unset: local when
+    # its api_base is a loopback address, or it is a local-server provider with no api_base.
+    local: bool | None = None
 
     @field_validator("api_key")
     @classmethod
@@ -197,6 +200,54 @@ class ReviewSettings(_Strict):
     context_lines: int = Field(default=30, ge=0, le=1000)
 
 
+FileKind = Literal["code", "tests", "docs", "config", "generated"]
+RiskLevel = Literal["low", "medium", "high"]
+
+
+def _one_or_many(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+class RoutingRule(_Strict):
+    """Send the files it matches to ``model`` (a name, or a chain: the model, then its
+    fallbacks). Every condition given must hold; a rule with none matches everything."""
+
+    name: str | None = Field(default=None, max_length=100)
+    paths: tuple[str, ...] = ()  # globs, as review.exclude
+    kinds: tuple[FileKind, ...] = ()
+    risk: tuple[RiskLevel, ...] = ()
+    # The size of the file's change in tokens, as the model is shown it.
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    teams: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()  # globs: "acme/*"
+    model: tuple[str, ...] = Field(min_length=1)
+
+    _coerce = field_validator("paths", "kinds", "risk", "teams", "repos", "model", mode="before")(
+        _one_or_many
+    )
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> RoutingRule:
+        low, high = self.min_tokens, self.max_tokens
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"min_tokens ({low}) is above max_tokens ({high}): the rule can never match"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or "a rule"
+
+
+class Routing(_Strict):
+    """Which model reviews which files: the first rule that matches a file decides; files no
+    rule matches go to the run's model (``default``, ``prefer`` or ``--model``)."""
+
+    rules: tuple[RoutingRule, ...] = ()
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     default: str | None = None
@@ -207,8 +258,14 @@ class Config(_Strict):
     team: str | None = None
     models: dict[str, ModelEntry] = Field(default_factory=dict)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
+    routing: Routing = Field(default_factory=Routing)
+    # Never send any of the diff to a hosted model: only models that are local (see
+    # ModelEntry.local) are used, whatever the default, the rules or the fallbacks say.
+    local_only: bool = False
     # Where each layer came from, for messages ("set in .ownit/providers.yaml").
     sources: tuple[str, ...] = ()
+    # Where each routing rule is written ("path:line"), in order: for messages about it.
+    rule_origins: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _names_exist(self, info: ValidationInfo) -> Config:
@@ -228,6 +285,13 @@ class Config(_Strict):
                 "names a model that is not defined under models: " + ", ".join(unknown)
             )
         return self
+
+    def rule_label(self, index: int) -> str:
+        """How messages name a rule: its name, else its number, and where it is written."""
+        rule = self.routing.rules[index]
+        where = self.rule_origins[index] if index < len(self.rule_origins) else ""
+        label = f"rule {rule.name!r}" if rule.name else f"rule {index + 1}"
+        return f"{label} ({where})" if where else label
 
     def fallback_chain(self, name: str) -> tuple[str, ...]:
         """The models that take over from ``name``, in order (never ``name`` itself)."""
@@ -305,20 +369,89 @@ def load_config(*, repo_root: Path | None = None, explicit: Path | None = None) 
         layers.append(explicit)
 
     data: dict[str, Any] = {}
+    origins: tuple[str, ...] = ()
     for path in layers:
         layer = _read_layer(path)
+        lines = _rule_lines(path) if "routing" in layer else []
         try:
             # Validate each layer alone first so an error names the file that holds it.
             Config.model_validate({"models": {}, **layer}, context={"one_layer": True})
         except ValidationError as exc:
-            raise ConfigError(f"{path}: {_describe(exc)}") from exc
+            raise ConfigError(f"{_where(path, exc, lines)}: {_describe(exc)}") from exc
+        if "routing" in layer:  # replaced whole by a later layer, as default and prefer are
+            origins = tuple(f"{path}:{line}" for line in lines)
         data = _merge(data, layer)
     try:
-        return Config.model_validate({**data, "sources": tuple(str(p) for p in layers)})
+        config = Config.model_validate(
+            {**data, "sources": tuple(str(p) for p in layers), "rule_origins": origins}
+        )
     except ValidationError as exc:
         raise ConfigError(
             f"{layers[-1]} (merged with the layers below it): {_describe(exc)}"
         ) from exc
+    check_routing(config)
+    return config
+
+
+def check_routing(config: Config) -> None:
+    """Every rule names defined models and can match something no earlier rule takes."""
+    rules = config.routing.rules
+    for i, rule in enumerate(rules):
+        for name in rule.model:
+            if name not in config.models:
+                raise ConfigError(
+                    f"{config.rule_label(i)} names model {name!r}, which is not defined under "
+                    "models",
+                    hint=f"defined: {', '.join(config.models) or 'none'}",
+                )
+        for j in range(i):
+            if _covers(rules[j], rule):
+                raise ConfigError(
+                    f"{config.rule_label(i)} can never match: every file it matches is taken "
+                    f"first by {config.rule_label(j)}",
+                    hint="move the narrower rule above the wider one, or remove it",
+                )
+
+
+def _covers(first: RoutingRule, later: RoutingRule) -> bool:
+    """Whether ``first`` matches everything ``later`` does (each condition ``first`` sets,
+    ``later`` sets no wider): then ``later`` is unreachable. Globs are compared as written."""
+    for field in ("paths", "kinds", "risk", "teams", "repos"):
+        wide, narrow = getattr(first, field), getattr(later, field)
+        if wide and (not narrow or not set(narrow) <= set(wide)):
+            return False
+    low = (first.min_tokens or 0, later.min_tokens or 0)
+    high = (first.max_tokens, later.max_tokens)
+    if low[0] > low[1]:
+        return False
+    return high[0] is None or (high[1] is not None and high[1] <= high[0])
+
+
+def _rule_lines(path: Path) -> list[int]:
+    """The line each ``routing.rules`` item starts on, read from the file's YAML nodes."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # _read_layer has already read it, or says why not
+    rules = _child(_child(root, "routing"), "rules")
+    if not isinstance(rules, yaml.SequenceNode):
+        return []
+    return [item.start_mark.line + 1 for item in rules.value]
+
+
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+
+
+def _where(path: Path, exc: ValidationError, lines: list[int]) -> str:
+    """The file, and the line of the routing rule the first error is in, when it is in one."""
+    loc = exc.errors()[0]["loc"]
+    index = loc[2] if loc[:2] == ("routing", "rules") and len(loc) > 2 else None
+    if isinstance(index, int) and index < len(lines):
+        return f"{path}:{lines[index]}"
+    return str(path)
 
 
 def _describe(exc: ValidationError) -> str:

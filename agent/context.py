@@ -10,6 +10,7 @@ from agent.config import ReviewSettings
 from agent.ledger import Recorder
 from agent.providers import ModelFacts, ResolvedModel
 from agent.reuse import ContentCache
+from agent.routing import Router
 from agent.spending import BudgetGuard
 
 
@@ -37,3 +38,4 @@ class ReviewContext:
     budget: BudgetGuard | None = None  # the team's budget, when it has one
     notes: tuple[str, ...] = ()  # said before the graph ran (a budget that could not be read)
     cache: ContentCache | None = None  # reviews of unchanged files; None: no ledger to hold them
+    router: Router | None = None  # routing rules choose each file's model; None: no rules

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,8 +25,10 @@ from agent.errors import (
     ProviderError,
 )
 from agent.ledger import Recorder
-from agent.plan import Plan, make_plan, schema_text, with_context
+from agent.parts import Route
+from agent.plan import Plan, make_plan, make_routed_plan, schema_text, with_context
 from agent.providers import ModelFacts
+from agent.routing import Router
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
 from agent.surround import worktree_reader
@@ -61,9 +64,11 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     # Files whose review the cache holds are not planned: only the rest is sent.
     held = {id(h.file) for h in hits}
     diff = replace(state.diff, files=tuple(f for f in state.diff.files if id(f) not in held))
-    model, facts = ctx.model, ctx.facts
+    model, facts, router = ctx.model, ctx.facts, ctx.router
 
     def planner(part: Diff) -> Plan:
+        if router is not None:
+            return make_routed_plan(part, router)
         return make_plan(part, facts, ctx.settings, model.name, model.litellm_model)
 
     made = planner(diff)
@@ -79,15 +84,20 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         if decision.note:
             notes.append(decision.note)
         if decision.switch_to and decision.facts and decision.plan:
+            replaced = model.name
             made, model, facts = decision.plan, decision.switch_to, decision.facts
+            router = None  # the budget's model reviews everything, whatever the rules say
             if ctx.client is not None:
                 ctx.client.lead_with(Endpoint(decision.switch_to, decision.facts))
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
+            made = _switched(made, model.name, f"budget: switched from {replaced}", ctx)
     if refused is None:
         made, refused = _within_max_cost(made, diff, ctx, planner, notes)
     if (root := state.source.repo_root) is not None and refused is None:
-        made = _with_context(made, facts, root, state, ctx)
+        made = _with_context(made, facts, root, state, ctx, router)
+    if router is not None and refused is None and not state.dry_run:
+        router.check(Counter(c.route for c in made.chunks if c.route is not None))
     reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))
@@ -125,8 +135,20 @@ def _within_max_cost(
     )
 
 
+def _switched(made: Plan, model: str, why: str, ctx: ReviewContext) -> Plan:
+    """The plan with every chunk on ``model`` (and the client's chain after it), saying why."""
+    chain = [e.name for e in ctx.client.endpoints] if ctx.client is not None else [model]
+    route = Route(tuple(chain), why)
+    return replace(made, chunks=tuple(replace(c, route=route) for c in made.chunks))
+
+
 def _with_context(
-    made: Plan, facts: ModelFacts, root: Path, state: State, ctx: ReviewContext
+    made: Plan,
+    facts: ModelFacts,
+    root: Path,
+    state: State,
+    ctx: ReviewContext,
+    router: Router | None,
 ) -> Plan:
     """The plan with surrounding lines in the room its chunks have left, unless that would
     take it over --max-cost."""
@@ -136,6 +158,7 @@ def _with_context(
         worktree_reader(root),
         max_lines=ctx.settings.context_lines,
         check=masking.is_clean if state.mask else lambda path, lines: True,
+        router=router,
     )
     limit = ctx.settings.max_cost_usd
     if limit is not None and shown.cost_usd is not None and shown.cost_usd > limit:
@@ -214,6 +237,8 @@ async def _explain(
     """One chunk's review. A chunk too large for the model's window is split in two and each
     half reviewed, recursively; one that cannot be made small enough for it (a single line, or
     a window the prompt alone fills) goes to the fallback models whose window it fits."""
+    route = chunk.route
+    models = route.models if route is not None else None
     try:
         answer = await client.structured(
             _messages(task, chunk),
@@ -221,16 +246,18 @@ async def _explain(
             purpose=f"chunk-{chunk.id}",
             check=lambda reply: replies.problem(reply, chunk),
             overflow_to_fallback=to_fallback,
+            models=models,
+            route=route.why if route is not None else None,
         )
     except ContextOverflowError as exc:
         halves = split_chunk(chunk)
         # Splitting helps only while the prompt without any diff still fits the model.
-        if halves is not None and (to_fallback or client.fits(_messages(task, None))):
+        if halves is not None and (to_fallback or client.fits(_messages(task, None), models)):
             return [
                 *await _explain(task, halves[0], client, to_fallback=to_fallback),
                 *await _explain(task, halves[1], client, to_fallback=to_fallback),
             ]
-        if not to_fallback and len(client.endpoints) > 1:
+        if not to_fallback and len(client.chain(models)) > 1:
             return await _explain(task, chunk, client, to_fallback=True)
         error = f"too large for the model's window even split to its smallest ({exc.message})"
         return [ChunkResult(chunk, None, error=error, failure="too_large")]

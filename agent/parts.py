@@ -105,12 +105,26 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Which models review a chunk, and why (``agent.routing``)."""
+
+    models: tuple[str, ...]  # the model, then its fallbacks, by name
+    why: str  # "rule 'security'", "default", ...
+
+    @property
+    def model(self) -> str:
+        return self.models[0]
+
+
+@dataclass(frozen=True)
 class Chunk:
     # (3,) for the third chunk; (3, 2) for the second half of the third, once split.
     key: tuple[int, ...]
     files: tuple[ChunkFile, ...]
     tokens: int
     context: tuple[Context, ...] = ()
+    # Set when routing rules chose its model; None: the run's model and its fallbacks.
+    route: Route | None = None
 
     @property
     def id(self) -> str:

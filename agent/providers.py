@@ -5,9 +5,11 @@ No litellm here: choosing a model must be cheap, and ``--dry-run`` must work wit
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -76,6 +78,28 @@ def resolve(name: str, entry: ModelEntry, environ: Mapping[str, str]) -> Resolve
         api_version=values["api_version"],
         missing_env=tuple(dict.fromkeys(missing)),
     )
+
+
+# Providers whose default address is a server on this machine.
+_LOCAL_SERVERS = ("ollama", "ollama_chat", "lm_studio", "llamafile")
+
+
+def is_local(model: ResolvedModel) -> bool:
+    """Whether the model runs where the diff may go under ``local_only``: as providers.yaml
+    says (``local:``), else when its address is this machine (a loopback api_base, or a
+    local-server provider with none). A gateway on the company network is not local: it
+    forwards to vendors."""
+    if model.entry.local is not None:
+        return model.entry.local
+    if model.api_base is None:
+        return model.provider in _LOCAL_SERVERS
+    host = urlsplit(model.api_base).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def ad_hoc_entry(model: str) -> ModelEntry:

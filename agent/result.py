@@ -92,6 +92,21 @@ class DroppedCounts(BaseModel):
         return self.questions_invalid + self.questions_outside_diff
 
 
+class ModelUsage(BaseModel):
+    """One model's share of a run: what it was asked, why, and what it cost."""
+
+    model_name: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    cost_complete: bool
+    # Why it was asked: routing rules ("rule 'security'"), "default", a budget switch, or
+    # "fallback for X"; empty for the run's own model when no rule is configured.
+    routes: list[str] = []
+
+
 class Usage(BaseModel):
     models: list[str]
     calls: int
@@ -112,6 +127,8 @@ class Usage(BaseModel):
     # what producing those reviews had cost: what this run did not pay again.
     cached_files: int = 0
     cache_saved_usd: float = 0.0
+    # Per model, when more than one was asked or routing rules chose them.
+    by_model: list[ModelUsage] = []
 
 
 # The JSON artifact's format; bumped when a field changes meaning or goes away (additions keep

@@ -186,17 +186,22 @@ class ContentCache:
         model: str,
         read: bool = True,
         write: bool = True,
+        model_of: Callable[[FileDiff], str] | None = None,
     ) -> None:
+        """``model``: the model files are reviewed by, unless ``model_of`` says per file
+        (routing rules)."""
         self.store = store
         self.prompt_version = prompt_version
         self.model = model
+        self.model_of = model_of
         self.read = read
         self.write = write
         self.problem: str | None = None
         self._schema = schema_text(ChunkReview)
 
     def key(self, file: FileDiff) -> str:
-        return file_key(self.prompt_version, self._schema, self.model, file)
+        model = self.model_of(file) if self.model_of is not None else self.model
+        return file_key(self.prompt_version, self._schema, model, file)
 
     def lookup(self, files: Sequence[FileDiff], *, count: bool = True) -> list[Hit]:
         """The files whose review is held, in diff order."""

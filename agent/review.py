@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 import warnings
+from collections.abc import Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from agent.assemble import build_review, usage_of
 from agent.client import Endpoint, ModelClient, Transport
 from agent.config import Config, load_config
 from agent.context import NoProgress, Progress, ReviewContext
-from agent.diff import parse_diff
+from agent.diff import FileDiff, parse_diff
 from agent.errors import ConfigError, DiffParseError, LedgerError, RunInterrupted
 from agent.forge import forge_for, parse_pull_url
 from agent.graph import build_graph
@@ -31,10 +32,11 @@ from agent.ledger.store import host_name
 from agent.llm import LiteLLMTransport, model_facts
 from agent.masking import Finding
 from agent.plan import Plan, estimate_cost
-from agent.providers import ResolvedModel, catalogue, choose_model, resolve
+from agent.providers import ResolvedModel, catalogue, choose_model, is_local, resolve
 from agent.redact import redact, remember
 from agent.result import Review
 from agent.reuse import ContentCache
+from agent.routing import Router
 from agent.sources import DiffSource, from_file, from_git, from_stdin
 from agent.sources.ci import CIRun
 from agent.sources.codeowners import find_codeowners, parse_codeowners, team_for_change
@@ -177,6 +179,7 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     facts = model_facts(model)
     run = _run_info(request, source, model, config)
     store = _ledger_for_reading(request.ledger_url)
+    router = _router(config, model, run)
     try:
         guard, budget_note = _budget(store, run.team, config)
         ctx = ReviewContext(
@@ -185,7 +188,8 @@ async def dry_run(request: ReviewRequest) -> DryRun:
             facts=facts,
             budget=guard,
             notes=(budget_note,) if budget_note else (),
-            cache=_cache(store, request, run, model, write=False),
+            cache=_cache(store, request, run, model, write=False, router=router),
+            router=router,
         )
         start = InputState(source, run, dry_run=True, mask=request.mask)
         out = await build_graph().ainvoke(start, context=ctx)
@@ -256,27 +260,71 @@ def _cache(
     model: ResolvedModel,
     *,
     write: bool = True,
+    router: Router | None = None,
 ) -> ContentCache | None:
     if store is None:
         return None
+
+    def model_of(file: FileDiff) -> str:
+        # A file's review is kept under the model its route sends it to.
+        assert router is not None
+        return router.model(router.route(file).model).litellm_model
+
     return ContentCache(
         store,
         prompt_version=run.prompt_version or prompts.version(),
         model=model.litellm_model,
         read=request.cache,
         write=write,
+        model_of=model_of if router is not None else None,
     )
 
 
-def _fallbacks(config: Config, model: ResolvedModel) -> tuple[list[ResolvedModel], list[str]]:
+def _router(config: Config, model: ResolvedModel, run: RunInfo) -> Router | None:
+    if not config.routing.rules:
+        return None
+    return Router(config, model, model_facts, team=run.team, repo=run.repo)
+
+
+def _fallbacks(
+    config: Config, names: Iterable[str], skip: Iterable[str] = ()
+) -> tuple[list[ResolvedModel], list[str]]:
+    """The models of ``names`` this run can use; why each other one is not used."""
     usable, notes = [], []
-    for name in config.fallback_chain(model.name):
+    for name in dict.fromkeys(names):
+        if name in skip:
+            continue
         m = resolve(name, config.models[name], os.environ)
-        if m.usable:
-            usable.append(m)
-        else:
+        if not m.usable:
             notes.append(f"fallback {name} is not used: it needs {', '.join(m.missing_env)}")
+        elif config.local_only and not is_local(m):
+            notes.append(f"fallback {name} is not used: it is a hosted model and local_only is set")
+        else:
+            usable.append(m)
     return usable, notes
+
+
+def _routed(config: Config, chain: list[ResolvedModel]) -> list[ResolvedModel]:
+    """The models routing rules name (with their fallbacks) beyond the run's own chain; a
+    rule's own model that cannot be used is refused when the plan routes to it."""
+    named = [
+        n
+        for rule in config.routing.rules
+        for first in rule.model[:1]
+        for n in (rule.model if len(rule.model) > 1 else (first, *config.fallback_chain(first)))
+    ]
+    usable, _ = _fallbacks(config, named, skip={m.name for m in chain})
+    return usable
+
+
+def _local_only(config: Config, model: ResolvedModel) -> None:
+    if config.local_only and not is_local(model):
+        raise ConfigError(
+            f"{model.name} ({model.litellm_model}) is a hosted model, and local_only is set: "
+            "no part of the diff may leave for one",
+            hint="choose a local model with --model or `default:`, or mark a server you "
+            "control `local: true` in providers.yaml",
+        )
 
 
 async def run_review(
@@ -303,12 +351,22 @@ async def run_review(
         error=ledger_error,
         spool_dirs=[request.out_dir] if request.out_dir else [],
     )
-    fallbacks, notes = _fallbacks(config, model)
+    if not empty:
+        _local_only(config, model)
+    fallbacks, notes = _fallbacks(config, config.fallback_chain(model.name))
     chain = [model, *fallbacks]
+    routed = _routed(config, chain)
     # Every configured key is known to the redaction at the edges, not only this run's.
     remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
     endpoints = [Endpoint(m, model_facts(m)) for m in chain]
-    client = ModelClient(endpoints, transport or LiteLLMTransport(redact), recorder, config.review)
+    client = ModelClient(
+        endpoints,
+        transport or LiteLLMTransport(redact),
+        recorder,
+        config.review,
+        routed=[Endpoint(m, model_facts(m)) for m in routed],
+    )
+    router = _router(config, model, run)
     guard, budget_note = (None, None) if empty else _budget(store, run.team, config)
     ctx = ReviewContext(
         settings=config.review,
@@ -319,7 +377,8 @@ async def run_review(
         progress=progress or NoProgress(),
         budget=guard,
         notes=(budget_note,) if budget_note else (),
-        cache=None if empty or ledger_error else _cache(store, request, run, model),
+        cache=None if empty or ledger_error else _cache(store, request, run, model, router=router),
+        router=router,
     )
     seen: dict[str, Any] = {"results": []}
     interrupted: str | None = None

@@ -8,43 +8,16 @@ code over tests and docs, then the larger change.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import PurePosixPath
 
 from agent.chunking import Skipped
-from agent.diff import Diff, FileDiff
+from agent.diff import Diff
+from agent.kinds import risk_score
 from agent.plan import Plan
-
-_SENSITIVE = re.compile(
-    r"auth|login|session|token|secret|password|passwd|crypt|permission|acl|policy|"
-    r"payment|billing|charge|invoice|refund|ledger|migration|schema|sql",
-    re.IGNORECASE,
-)
-_INFRA = re.compile(r"(^|/)(\.github/workflows|deploy|k8s|helm|terraform|infra)(/|$)|Dockerfile")
-_TESTS = re.compile(r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.spec\.\w+$")
-_DOCS = re.compile(r"\.(md|rst|txt|adoc)$|(^|/)docs?/", re.IGNORECASE)
-
 
 # The start of the reason every file left out for budget is listed with.
 FOR_BUDGET = "not reviewed for budget"
-
-
-def risk(file: FileDiff) -> float:
-    """Higher is riskier."""
-    path = file.path
-    score = 0.0
-    if _SENSITIVE.search(path):
-        score += 3
-    if _INFRA.search(path):
-        score += 2
-    if _TESTS.search(path):
-        score -= 2
-    if _DOCS.search(PurePosixPath(path).name) or _DOCS.search(path):
-        score -= 3
-    return score + math.log2(file.added + file.removed + 1) / 2
 
 
 def riskiest_within(
@@ -55,7 +28,7 @@ def riskiest_within(
     riskiest file fits."""
     planned = {id(p.file) for c in plan.chunks for p in c.files}
     ranked = sorted(
-        (f for f in diff.files if id(f) in planned), key=lambda f: -risk(f)
+        (f for f in diff.files if id(f) in planned), key=lambda f: -risk_score(f)
     )  # stable: equal risk keeps diff order
 
     def subset(k: int) -> Plan:

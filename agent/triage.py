@@ -122,6 +122,16 @@ def decide(file: FileDiff, settings: ReviewSettings) -> Decision | None:
     return None
 
 
+def generated_reason(file: FileDiff, settings: ReviewSettings) -> str | None:
+    """Why ``file`` counts as generated (a review.generated pattern, or a generator's marker),
+    or None: what routing calls the file kind "generated", whether or not it is sent."""
+    if pattern := _matches(file.path, settings.generated):
+        return f"review.generated {pattern!r}"
+    if settings.generated_markers and (found := marker(file)):
+        return f"marker {found[0]!r} on line {found[1]}"
+    return None
+
+
 def skip_reason(file: FileDiff, settings: ReviewSettings) -> str | None:
     """Why nothing of ``file`` is sent (a summarized file is sent, as its summary), or None."""
     decision = decide(file, settings)

@@ -216,10 +216,11 @@ def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
             "m002_write_ahead_and_prices",
             "m003_secret_masking",
             "m004_finance",
+            "m005_routing",
         ]
     )
     calls = {c["name"] for c in inspector.get_columns("calls")}
-    assert {"attempt", "estimated_prompt_tokens", "fallback_from", "price_source"} <= calls
+    assert {"attempt", "estimated_prompt_tokens", "fallback_from", "price_source", "route"} <= calls
     runs = {c["name"] for c in inspector.get_columns("runs")}
     assert {"host", "pid", "masking", "secrets_masked", "secret_findings"} <= runs
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from agent.kinds import risk_score
 from agent.policy import exit_code, failed, parse_fail_on
 from agent.review import ReviewRequest, dry_run
-from agent.riskiest import risk
 from tests.fakes import FakeTransport, user_text, wants
 from tests.test_pipeline import run, write_config
 
@@ -60,7 +60,7 @@ def test_paths_that_handle_money_rank_above_code_above_tests_above_docs() -> Non
     from agent.diff import parse_diff
 
     files = parse_diff(diff()).files
-    ranked = sorted(files, key=lambda f: -risk(f))
+    ranked = sorted(files, key=lambda f: -risk_score(f))
     assert [f.path for f in ranked] == list(reversed(PATHS))
 
 

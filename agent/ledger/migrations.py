@@ -220,11 +220,17 @@ def m004_finance(conn: Connection) -> None:
     rebuild(conn)
 
 
+def m005_routing(conn: Connection) -> None:
+    """Why a call went to its model, when routing rules or a budget policy chose it."""
+    _add_columns(conn, "calls", sa.Column("route", sa.String))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_write_ahead_and_prices", m002_write_ahead_and_prices),
     ("m003_secret_masking", m003_secret_masking),
     ("m004_finance", m004_finance),
+    ("m005_routing", m005_routing),
 ]
 
 _applied = sa.Table(

@@ -95,6 +95,7 @@ class Recorder:
         provider: str,
         estimated_prompt_tokens: int,
         fallback_from: str | None = None,
+        route: str | None = None,
     ) -> CallRecord:
         """Write a call as pending; call this before its request is sent."""
         attempt = self._attempts.get(purpose, 0) + 1
@@ -114,6 +115,7 @@ class Recorder:
             model=model,
             provider=provider,
             fallback_from=fallback_from,
+            route=route,
             outcome="pending",
             estimated_prompt_tokens=estimated_prompt_tokens,
         )

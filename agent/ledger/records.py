@@ -142,6 +142,9 @@ class CallBase(SQLModel):
     provider: str
     # The model this call stood in for, when a fallback answered.
     fallback_from: str | None = None
+    # Why this model was asked, when not by the run's choice: the routing rule that chose it,
+    # or the budget policy that switched to it.
+    route: str | None = None
     outcome: Outcome = Field(sa_type=String)
     # Our own count of the prompt, written before sending: what an interrupted call may have cost.
     estimated_prompt_tokens: int = Field(

@@ -28,6 +28,19 @@ def _cost(review: Review) -> str:
     return " ".join(parts) if len(parts) == 1 else "at least " + " ".join(parts)
 
 
+def _models(review: Review) -> str:
+    """The model, or with routing each model's calls, cost and why it was asked."""
+    u = review.usage
+    if not u.by_model:
+        return f"model {', '.join(map(one_line, u.models))}"
+    shares = []
+    for m in u.by_model:
+        cost = f"${m.cost_usd:.4f}" + ("" if m.cost_complete else "+")
+        why = f" ({one_line('; '.join(m.routes))})" if m.routes else ""
+        shares.append(f"{one_line(m.model_name)} {m.calls} call(s) {cost}{why}")
+    return "models " + ", ".join(shares)
+
+
 def footer(review: Review) -> str:
     """One line of coverage, model, calls, tokens and cost: plain text, safe on a terminal
     (``render_markdown`` escapes it for Markdown)."""
@@ -44,7 +57,7 @@ def footer(review: Review) -> str:
         f"files {c.files_reviewed}/{c.files_total}",
         f"hunks {c.hunks_reviewed}/{c.hunks_total}"
         + (f" ({len(c.summarized)} file(s) summarized)" if c.summarized else ""),
-        f"model {', '.join(map(one_line, u.models))}",
+        _models(review),
         calls,
         f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out tokens",
         _cost(review),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markdown import Markdown
 from rich.progress import (
     BarColumn,
@@ -56,11 +56,19 @@ def print_dry_run(result: DryRun, console: Console) -> None:
     chunks.add_column("files")
     chunks.add_column("hunks", justify="right")
     chunks.add_column("diff tokens", justify="right")
+    if plan.by_model:
+        chunks.add_column("model")
+        chunks.add_column("why")
     for c in plan.chunks:
         paths = ", ".join(dict.fromkeys(p.file.path for p in c.files))
         hunks = sum(len(p.hunks) for p in c.files)
-        chunks.add_row(str(c.id), rich_text(paths), str(hunks), f"{c.tokens:,}")
+        row: list[RenderableType] = [str(c.id), rich_text(paths), str(hunks), f"{c.tokens:,}"]
+        if plan.by_model and c.route is not None:
+            row += [rich_text(c.route.model), rich_text(c.route.why)]
+        chunks.add_row(*row)
     console.print(chunks)
+    if plan.by_model:
+        _print_routing(result, console)
     for kind, title in (
         ("summarized", "Summarized (named with their size, not shown):"),
         ("not_sent", "Not reviewed:"),
@@ -99,6 +107,38 @@ def print_dry_run(result: DryRun, console: Console) -> None:
             rich_text(ready),
         )
     console.print(costs)
+
+
+def _print_routing(result: DryRun, console: Console) -> None:
+    """What each model of a routed plan would review, and its estimate."""
+    plan = result.plan
+    table = Table(title="Estimated cost by routed model", title_justify="left")
+    table.add_column("model")
+    table.add_column("LiteLLM model")
+    table.add_column("chunks", justify="right")
+    table.add_column("~prompt tokens", justify="right")
+    table.add_column("est. USD", justify="right")
+    table.add_column("ready")
+    ready = {e.name: e for e in result.estimates}
+    for sub in plan.by_model:
+        if not sub.chunks:
+            continue
+        cost = "unknown price" if sub.cost_usd is None else f"${sub.cost_usd:.4f}"
+        e = ready.get(sub.model_name)
+        state = "yes" if e is None or e.usable else f"needs {', '.join(e.missing_env)}"
+        table.add_row(
+            rich_text(sub.model_name),
+            rich_text(sub.model),
+            str(len(sub.chunks)),
+            f"{sub.prompt_tokens:,}",
+            cost,
+            rich_text(state),
+        )
+    total = "unknown price" if plan.cost_usd is None else f"${plan.cost_usd:.4f}"
+    synthesis = f", the PR summary on {plan.model_name}" if len(plan.chunks) > 1 else ""
+    table.add_row("total", "", str(len(plan.chunks)), f"{plan.prompt_tokens:,}", total, "")
+    console.print(table)
+    console.print(f"Routed by providers.yaml's routing rules{synthesis}.", markup=False)
 
 
 class TerminalProgress:
