@@ -8,6 +8,7 @@ Runs on SQLite, and on PostgreSQL when ``OWNIT_TEST_DATABASE_URL`` is set.
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime
 from typing import Any
@@ -539,9 +540,13 @@ def test_a_write_between_the_reports_reads_is_read_again_on_one_connection(
     real = spend._fingerprint
     seen: list[int] = []
 
+    reads = itertools.count()
+
     def drifting(conn: Any) -> tuple[Any, ...]:
         seen.append(1)
-        return (*real(conn), len(seen))  # every connection "read" a different rollup
+        # Every connection "read" a different rollup. next() of a count is atomic; len(seen)
+        # is not: two threads that both appended before reading it would agree.
+        return (*real(conn), next(reads))
 
     monkeypatch.setattr(spend, "_fingerprint", drifting)
     grouped = spend._Queries.groups
