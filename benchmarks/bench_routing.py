@@ -5,7 +5,8 @@
 A generated diff of about --lines changed lines over files of 40 to 160 lines: a tenth of them
 (--sensitive) on security-sensitive paths (auth, crypto, payments), the rest split between
 tests, docs and plain code. Both runs are ``agent.review.run_review`` in this process, through
-LiteLLM, against the loopback stand-in server (``tests/llm_server.serve``), with a 32k window (as issue 15's benchmark):
+LiteLLM, against the loopback stand-in server (``tests/llm_server.serve``), with a 32k window
+(as issue 15's benchmark):
 
     all strong   every file to ``strong`` (Claude Sonnet 4.5's list price, $3 / $15 per M)
     routed       rules: security paths and high-risk paths to ``strong``, everything else to
