@@ -213,13 +213,18 @@ async def dry_run(request: ReviewRequest) -> DryRun:
                 estimate_cost(plan, f),
             )
         )
+    refused = out.get("refused")
+    try:
+        _local_only(config, model)
+    except ConfigError as exc:
+        refused = refused or f"not sent: {exc.message}"
     return DryRun(
         source=source,
         model=model,
         plan=plan,
         estimates=estimates,
         secrets=out["secrets"],
-        refused=out.get("refused"),
+        refused=refused,
     )
 
 
@@ -304,19 +309,6 @@ def _fallbacks(
     return usable, notes
 
 
-def _routed(config: Config, chain: list[ResolvedModel]) -> list[ResolvedModel]:
-    """The models routing rules name (with their fallbacks) beyond the run's own chain; a
-    rule's own model that cannot be used is refused when the plan routes to it."""
-    named = [
-        n
-        for rule in config.routing.rules
-        for first in rule.model[:1]
-        for n in (rule.model if len(rule.model) > 1 else (first, *config.fallback_chain(first)))
-    ]
-    usable, _ = _fallbacks(config, named, skip={m.name for m in chain})
-    return usable
-
-
 def _local_only(config: Config, model: ResolvedModel) -> None:
     if config.local_only and not is_local(model):
         raise ConfigError(
@@ -355,7 +347,10 @@ async def run_review(
         _local_only(config, model)
     fallbacks, notes = _fallbacks(config, config.fallback_chain(model.name))
     chain = [model, *fallbacks]
-    routed = _routed(config, chain)
+    router = _router(config, model, run)
+    # The models rules name beyond the run's chain; a rule's own model that cannot be used is
+    # refused when the plan routes a chunk to it (Router.check).
+    routed, _ = _fallbacks(config, router.named() if router else (), skip={m.name for m in chain})
     # Every configured key is known to the redaction at the edges, not only this run's.
     remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
     endpoints = [Endpoint(m, model_facts(m)) for m in chain]
@@ -366,7 +361,6 @@ async def run_review(
         config.review,
         routed=[Endpoint(m, model_facts(m)) for m in routed],
     )
-    router = _router(config, model, run)
     guard, budget_note = (None, None) if empty else _budget(store, run.team, config)
     ctx = ReviewContext(
         settings=config.review,

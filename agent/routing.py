@@ -59,6 +59,11 @@ class Router:
                 return Route(chain, f"rule {rule.name!r}" if rule.name else f"rule {i + 1}")
         return Route(self.chain(self.default.name), DEFAULT)
 
+    def named(self) -> list[str]:
+        """Every model a rule may send a file to, with its fallbacks, in rule order."""
+        chains = [r.model if len(r.model) > 1 else self.chain(r.model[0]) for r in self.rules]
+        return list(dict.fromkeys(n for chain in chains for n in chain))
+
     def chain(self, name: str) -> tuple[str, ...]:
         """``name`` and its fallbacks, as configured."""
         return (name, *self.config.fallback_chain(name))

@@ -403,3 +403,15 @@ def test_local_only_refuses_a_hosted_model_for_the_run(tmp_path: Path) -> None:
         run(tmp_path, transport, config=local_only_config(tmp_path, default="hosted"))
     assert "hosted model" in caught.value.message and "local_only" in caught.value.message
     assert transport.requests == []
+
+
+def test_the_dry_run_says_a_local_only_review_would_not_send_to_a_hosted_model(
+    tmp_path: Path,
+) -> None:
+    cfg = local_only_config(tmp_path, default="hosted")
+    result = CliRunner().invoke(
+        app, ["review", "--diff", str(EXAMPLE), "--dry-run", "--config", str(cfg)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "A review would stop here: not sent: hosted" in result.output
+    assert "local_only" in result.output
