@@ -75,10 +75,19 @@ Usage = TokenUsage
 
 
 @dataclass(frozen=True)
+class ReportedCost:
+    """What the endpoint itself said a call cost (a gateway's header), and who said it."""
+
+    usd: float
+    source: str  # recorded as the row's price_source
+
+
+@dataclass(frozen=True)
 class Completion:
     content: str
     truncated: bool  # the model stopped at max_tokens
     usage: Usage  # as the provider reported it: all zeros when it sent none
+    reported_cost: ReportedCost | None = None
 
 
 class Transport(Protocol):
@@ -419,7 +428,7 @@ class ModelClient:
                 usage = usage.estimate(
                     record.estimated_prompt_tokens, count_tokens(completion.content)
                 )
-            price = endpoint.facts.price
+            priced = _priced(usage, endpoint.facts.price, completion.reported_cost)
             record = self.recorder.update(
                 record,
                 outcome="answered",
@@ -431,7 +440,7 @@ class ModelClient:
                 reasoning_tokens=usage.reasoning_tokens,
                 raw_usage=usage.raw,
                 usage_estimated=usage.estimated,
-                **_cost_fields(cost(usage, price) if price is not None else None),
+                **priced,
             )
             if not usage.estimated:  # our own estimate says nothing of the model's tokenizer
                 endpoint.learn_usage(our_count, usage.prompt_tokens)
@@ -455,6 +464,17 @@ class ModelClient:
             error=exc.message,  # the recorder redacts what it writes
             **fields,
         )
+
+
+def _priced(usage: Usage, price: Price | None, reported: ReportedCost | None) -> dict[str, Any]:
+    """The cost fields of an answered call. Our own price when the model has one and the
+    provider reported the usage: it keeps the unit prices, so the row can be recomputed, and it
+    is the price every other route to the model is charged at (a gateway's figure may hold its
+    own discounts or margins). The cost the endpoint reported only when we would otherwise have
+    none, or only an estimate from our own token counts."""
+    if reported is not None and (price is None or usage.estimated):
+        return {"cost_usd": reported.usd, "price_source": reported.source}
+    return _cost_fields(cost(usage, price) if price is not None else None)
 
 
 def _cost_fields(priced: Cost | None) -> dict[str, Any]:

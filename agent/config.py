@@ -66,6 +66,11 @@ class ModelEntry(_Strict):
     # Whether the model runs on infrastructure you control (for local_only). Unset: local when
     # its api_base is a loopback address, or it is a local-server provider with no api_base.
     local: bool | None = None
+    # The api_base is an organisation's LiteLLM gateway (proxy): each call carries the run's
+    # team, repo, PR and run id as spend tags, and the cost the gateway reports is recorded
+    # when ownit cannot price the call. Unset: litellm for ``litellm_proxy/`` models. Vendors
+    # are never sent these fields.
+    gateway: Literal["litellm"] | None = None
 
     @field_validator("api_key")
     @classmethod

@@ -23,7 +23,8 @@ from importlib.metadata import version
 from types import ModuleType
 from typing import Any
 
-from agent.client import Completion, ModelRequest
+from agent import gateway
+from agent.client import Completion, ModelRequest, ReportedCost
 from agent.config import env_refs
 from agent.errors import (
     ContentPolicyError,
@@ -187,10 +188,14 @@ def _uplifted(price: Price, model: ResolvedModel, info: dict[str, Any]) -> Price
 
 
 class LiteLLMTransport:
-    """``client.Transport`` over ``litellm.acompletion``."""
+    """``client.Transport`` over ``litellm.acompletion``. ``attribution``: the run's identity,
+    sent with every call to a model reached through a gateway (``ResolvedModel.gateway``)."""
 
-    def __init__(self, redact: Any = lambda s: s) -> None:
+    def __init__(
+        self, redact: Any = lambda s: s, attribution: gateway.Attribution | None = None
+    ) -> None:
         self.redact = redact
+        self.attribution = attribution
 
     async def complete(self, request: ModelRequest) -> Completion:
         lib = litellm()
@@ -219,6 +224,8 @@ class LiteLLMTransport:
             kwargs["api_version"] = model.api_version
         if request.schema is not None:
             kwargs["response_format"] = request.schema
+        if model.gateway and self.attribution is not None:
+            kwargs["extra_body"] = self.attribution.body()
         try:
             response = await lib.acompletion(**kwargs)
         except asyncio.CancelledError:
@@ -233,7 +240,19 @@ class LiteLLMTransport:
             raise TransientError(
                 f"{model.name} sent a reply with no message in it ({type(exc).__name__})"
             ) from None
-        return Completion(content=content, truncated=finish == "length", usage=_usage(response))
+        return Completion(
+            content=content,
+            truncated=finish == "length",
+            usage=_usage(response),
+            reported_cost=_gateway_cost(response) if model.gateway else None,
+        )
+
+
+def _gateway_cost(response: Any) -> ReportedCost | None:
+    # Read from the header itself, not LiteLLM's ``response_cost``: that one falls back to
+    # LiteLLM's own price map when the header is missing, and cannot say which it was.
+    usd = gateway.reported_cost(getattr(response, "_hidden_params", None))
+    return None if usd is None else ReportedCost(usd, gateway.PRICE_SOURCE)
 
 
 def _usage(response: Any) -> TokenUsage:

@@ -55,6 +55,11 @@ class ResolvedModel:
     def provider(self) -> str:
         return self.entry.provider
 
+    @property
+    def gateway(self) -> str | None:
+        """The kind of gateway the model is reached through, or None for a vendor or server."""
+        return self.entry.gateway or ("litellm" if self.provider == "litellm_proxy" else None)
+
 
 def resolve(name: str, entry: ModelEntry, environ: Mapping[str, str]) -> ResolvedModel:
     env = dict(environ)

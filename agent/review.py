@@ -26,6 +26,7 @@ from agent.context import NoProgress, Progress, ReviewContext
 from agent.diff import FileDiff, parse_diff
 from agent.errors import ConfigError, DiffParseError, LedgerError, RunInterrupted
 from agent.forge import forge_for, parse_pull_url
+from agent.gateway import Attribution
 from agent.graph import build_graph
 from agent.ledger import LedgerStore, Recorder, RunInfo
 from agent.ledger.store import host_name
@@ -356,7 +357,7 @@ async def run_review(
     endpoints = [Endpoint(m, model_facts(m)) for m in chain]
     client = ModelClient(
         endpoints,
-        transport or LiteLLMTransport(redact),
+        transport or LiteLLMTransport(redact, Attribution.of(run)),
         recorder,
         config.review,
         routed=[Endpoint(m, model_facts(m)) for m in routed],

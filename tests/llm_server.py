@@ -949,7 +949,9 @@ class UsageSwitches:
     real one for the model to be priced. ``cached<N>``: N prompt tokens read from the cache;
     ``write<N>``: N written to it (Anthropic), ``hour<N>`` of them for an hour; ``think<N>``: N
     reasoning tokens, billed as output but not in the reply; ``nousage``: no usage block at all
-    (as some streams and local servers answer). Joined with ``-``: ``/usage/cached1024-think300``.
+    (as some streams and local servers answer); ``gateway``: answer as a LiteLLM proxy does, with
+    the call's cost in the ``x-litellm-response-cost`` header (its usage at ``GATEWAY_RATES``,
+    also when ``nousage`` hides the block). Joined with ``-``: ``/usage/cached1024-think300``.
     """
 
     cached: int = 0
@@ -957,6 +959,7 @@ class UsageSwitches:
     hour: int = 0
     think: int = 0
     nousage: bool = False
+    gateway: bool = False
 
     @classmethod
     def parse(cls, path: str) -> tuple[str, UsageSwitches]:
@@ -964,17 +967,24 @@ class UsageSwitches:
         if not found:
             return path, cls()
         counts = {name: int(n) for name, n in USAGE_COUNT.findall(found[1])}
-        return found[2], cls(**counts, nousage="nousage" in found[1])
+        flags = found[1].split("-")
+        return found[2], cls(**counts, nousage="nousage" in flags, gateway="gateway" in flags)
 
     def apply(self, reply: Reply, *, anthropic: bool) -> Reply:
         usage = (reply.payload or {}).get("usage")
         if reply.status != 200 or not isinstance(usage, dict) or self == UsageSwitches():
             return reply
+        reply = self._counted(reply, anthropic=anthropic)
         payload = dict(reply.payload or {})
+        if self.gateway:
+            reply = reply._replace(headers=(*reply.headers, _gateway_cost(payload["usage"])))
         if self.nousage:
             del payload["usage"]
-            return reply._replace(payload=payload)
-        usage = dict(usage)
+        return reply._replace(payload=payload)
+
+    def _counted(self, reply: Reply, *, anthropic: bool) -> Reply:
+        payload = dict(reply.payload or {})
+        usage = dict(payload["usage"])
         if anthropic:
             # input_tokens is the uncached rest; thinking is inside output_tokens.
             total = usage["input_tokens"]
@@ -1001,6 +1011,19 @@ class UsageSwitches:
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         payload["usage"] = usage
         return reply._replace(payload=payload)
+
+
+# What the stand-in gateway charges, USD per token (prompt, completion): not any vendor's price,
+# so that a test can tell the gateway's cost from one ownit computed.
+GATEWAY_RATES = (3e-6, 7e-6)
+GATEWAY_COST = "x-litellm-response-cost"
+
+
+def _gateway_cost(usage: dict[str, Any]) -> tuple[str, str]:
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens", 0))
+    completion = usage.get("completion_tokens", usage.get("output_tokens", 0))
+    usd = prompt * GATEWAY_RATES[0] + completion * GATEWAY_RATES[1]
+    return GATEWAY_COST, repr(usd)
 
 
 # --- Gemini (generateContent) -----------------------------------------------------------------
@@ -1208,6 +1231,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.stats[reply.outcome] += 1
             if bill := billed_usage(reply, body):
                 self.server.billed.append(bill)
+            if charged := dict(reply.headers).get(GATEWAY_COST):
+                self.server.charged.append(float(charged))
         if reply.delay_ms:
             time.sleep(reply.delay_ms / 1000)
         if reply.fault == "reset":
@@ -1259,6 +1284,7 @@ class _Server(ThreadingHTTPServer):
         self.seen: Counter[str] = Counter()  # request body sha256 -> times received
         self.stats: Counter[str] = Counter()
         self.billed: list[tuple[str, int, int]] = []
+        self.charged: list[float] = []
         self.intervals: list[tuple[float, float]] = []  # (start, end) perf_counter per request
         self.flaky_hang_ms = flaky_hang_ms
 
@@ -1271,11 +1297,13 @@ class _Server(ThreadingHTTPServer):
 class LLMServer(str):
     """The base URL ``http://HOST:PORT`` (a str) plus ``.requests``: every Request received,
     ``.stats``: outcome -> count, ``.billed``: (model, prompt, completion) per billed reply,
+    ``.charged``: the cost each ``gateway`` reply reported in its header,
     ``.intervals``: (start, end) perf_counter of each request, arrival to reply written."""
 
     requests: list[Request]
     stats: Counter[str]
     billed: list[tuple[str, int, int]]
+    charged: list[float]
     intervals: list[tuple[float, float]]
 
     def __new__(
@@ -1285,12 +1313,14 @@ class LLMServer(str):
         stats: Counter[str] | None = None,
         billed: list[tuple[str, int, int]] | None = None,
         intervals: list[tuple[float, float]] | None = None,
+        charged: list[float] | None = None,
     ) -> LLMServer:
         self = super().__new__(cls, url)
         self.requests = requests
         self.stats = Counter() if stats is None else stats
         self.billed = [] if billed is None else billed
         self.intervals = [] if intervals is None else intervals
+        self.charged = [] if charged is None else charged
         return self
 
     @property
@@ -1312,7 +1342,9 @@ def serve(
     thread.start()
     try:
         url = f"http://{host}:{server.server_address[1]}"
-        yield LLMServer(url, server.received, server.stats, server.billed, server.intervals)
+        yield LLMServer(
+            url, server.received, server.stats, server.billed, server.intervals, server.charged
+        )
     finally:
         server.shutdown()
         server.server_close()

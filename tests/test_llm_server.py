@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.llm_server import ECHO_TEXT, LLMServer, route, serve
+from tests.llm_server import ECHO_TEXT, GATEWAY_RATES, LLMServer, route, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAI = "/v1/chat/completions"
@@ -249,6 +249,21 @@ def test_usage_switches_shape_each_vendors_usage_block(srv: LLMServer) -> None:
 
     bare = send(srv, "/usage/nousage" + OPENAI, openai_body("gpt-local")).json()
     assert "usage" not in bare and review(Answer(200, {}, json.dumps(bare).encode()))
+
+
+def test_the_gateway_switch_reports_the_cost_of_the_usage_even_when_it_hides_it(
+    srv: LLMServer,
+) -> None:
+    plain = send(srv, OPENAI, openai_body("gpt-local"))
+    assert "x-litellm-response-cost" not in plain.headers
+    usage = plain.json()["usage"]
+    shown = send(srv, "/usage/gateway" + OPENAI, openai_body("gpt-local"))
+    hidden = send(srv, "/usage/gateway-nousage" + OPENAI, openai_body("gpt-local"))
+    cost = usage["prompt_tokens"] * GATEWAY_RATES[0] + usage["completion_tokens"] * GATEWAY_RATES[1]
+    for answer in (shown, hidden):
+        assert float(answer.headers["x-litellm-response-cost"]) == pytest.approx(cost)
+    assert shown.json()["usage"] == usage and "usage" not in hidden.json()
+    assert srv.charged == [pytest.approx(cost)] * 2
 
 
 def test_gemini_generate_content(srv: LLMServer) -> None:
