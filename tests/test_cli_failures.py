@@ -167,7 +167,7 @@ def test_sigterm_writes_what_was_reviewed_and_exits_143(
             os.kill(os.getpid(), signal.SIGTERM)  # delivered to the event loop's handler
         return good(request)
 
-    monkeypatch.setattr("agent.review.LiteLLMTransport", lambda redact: FakeTransport(handler))
+    monkeypatch.setattr("agent.review.LiteLLMTransport", lambda *_: FakeTransport(handler))
     diff = tmp_path / "big.patch"
     diff.write_text(
         "".join(

@@ -334,7 +334,7 @@ def test_escape_sequences_in_paths_never_reach_the_terminal(
     """A path with escape sequences (git quotes it in the diff) and a credential in it: the
     notes, problems and report on stdout and stderr show it escaped, never raw."""
     monkeypatch.setenv("LOCAL_LLM_KEY", "unused-key-123")
-    monkeypatch.setattr("agent.review.LiteLLMTransport", lambda redact: FakeTransport())
+    monkeypatch.setattr("agent.review.LiteLLMTransport", lambda *_: FakeTransport())
     name = "evil\\033[2J\\033]0;pwned\\007.py"  # as git C-quotes it
     key = "ghp_" + "Zz9Yy8Xx7Ww6" * 3
     diff = tmp_path / "evil.patch"

@@ -169,8 +169,9 @@ class CallBase(SQLModel):
     # What the provider's cache saved against the full input price: cached reads at their
     # discount, less the premium for writing the cache (negative when writing cost more).
     cache_savings_usd: float | None = Field(default=None, schema_extra={"allow_inf_nan": False})
-    # The provider reported no usage (some streams, some local servers): the tokens were
-    # counted with the tokenizer and the cost is an estimate.
+    # The provider reported no usage (some streams, some local servers, a gateway hiding it):
+    # the tokens were counted with the tokenizer, and the cost is an estimate unless
+    # price_source says a gateway reported it.
     usage_estimated: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     latency_ms: int = Field(default=0, ge=0, le=MAX_INT)
     error: str | None = None
