@@ -11,12 +11,9 @@ review), so a dry run can show the routing without any key.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 
 from agent.config import Config, ReviewSettings, RiskLevel, RoutingRule
 from agent.diff import FileDiff
@@ -25,6 +22,7 @@ from agent.kinds import kind_of, risk_level
 from agent.parts import Route, render_file
 from agent.providers import ModelFacts, ResolvedModel, is_local, resolve
 from agent.tokens import count_tokens
+from agent.triage import matching
 
 DEFAULT = "default"
 
@@ -102,9 +100,9 @@ class Router:
     def _matches(self, rule: RoutingRule, file: FileDiff, risk: RiskLevel | None) -> bool:
         if rule.teams and (self.team is None or self.team not in rule.teams):
             return False
-        if rule.repos and (self.repo is None or not _any_glob(self.repo, rule.repos)):
+        if rule.repos and (self.repo is None or not matching(self.repo, rule.repos)):
             return False
-        if rule.paths and not _any_glob(file.path, rule.paths):
+        if rule.paths and not matching(file.path, rule.paths):
             return False
         if rule.kinds and kind_of(file, self.settings) not in rule.kinds:
             return False
@@ -122,15 +120,3 @@ class Router:
 def change_tokens(file: FileDiff) -> int:
     """The size of a file's change as the model is shown it (header and hunks)."""
     return count_tokens(render_file(file))
-
-
-def _any_glob(path: str, patterns: tuple[str, ...]) -> bool:
-    """Globs as review.exclude reads them: ``*`` crosses directories; a pattern without a
-    slash may also match the file's name alone."""
-    name = path.rsplit("/", 1)[-1]
-    return any(_glob(p).match(path) or ("/" not in p and _glob(p).match(name)) for p in patterns)
-
-
-@cache
-def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern))

@@ -47,7 +47,9 @@ class Decision:
     reason: str
 
 
-def _matches(path: str, patterns: tuple[str, ...]) -> str | None:
+def matching(path: str, patterns: tuple[str, ...]) -> str | None:
+    """The first glob of ``patterns`` the path (or its file name) matches, as review.exclude
+    reads them; routing rules' ``paths`` too."""
     name = PurePosixPath(path).name
     for pattern, compiled in _compiled(patterns):
         if compiled.match(path) or compiled.match(name):
@@ -97,15 +99,15 @@ def decide(file: FileDiff, settings: ReviewSettings) -> Decision | None:
     # A deleted file's old path is its path; a rename is judged by where it lands.
     if file.is_binary and not (file.status is FileStatus.DELETED and settings.deleted != "full"):
         return Decision("not_sent", "binary file")
-    if pattern := _matches(path, settings.sensitive):
+    if pattern := matching(path, settings.sensitive):
         return Decision(
             "not_sent", f"not sent: may hold credentials (review.sensitive pattern {pattern!r})"
         )
-    if pattern := _matches(path, settings.exclude):
+    if pattern := matching(path, settings.exclude):
         return Decision("not_sent", f"excluded by pattern {pattern!r}")
-    if pattern := _matches(path, settings.vendored):
+    if pattern := matching(path, settings.vendored):
         return Decision("not_sent", f"vendored code, listed not sent (review.vendored {pattern!r})")
-    if pattern := _matches(path, settings.generated):
+    if pattern := matching(path, settings.generated):
         return Decision(
             "not_sent", f"generated file, listed not sent (review.generated {pattern!r})"
         )
@@ -125,7 +127,7 @@ def decide(file: FileDiff, settings: ReviewSettings) -> Decision | None:
 def generated_reason(file: FileDiff, settings: ReviewSettings) -> str | None:
     """Why ``file`` counts as generated (a review.generated pattern, or a generator's marker),
     or None: what routing calls the file kind "generated", whether or not it is sent."""
-    if pattern := _matches(file.path, settings.generated):
+    if pattern := matching(file.path, settings.generated):
         return f"review.generated {pattern!r}"
     if settings.generated_markers and (found := marker(file)):
         return f"marker {found[0]!r} on line {found[1]}"

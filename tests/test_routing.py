@@ -71,6 +71,10 @@ def config_file(tmp: Path, routing: str, extra: str = "", default: str = "cheap"
     return path
 
 
+def loaded(tmp: Path, routing: str) -> Config:
+    return load_config(repo_root=tmp, explicit=config_file(tmp, routing))
+
+
 def facts(model: ResolvedModel) -> ModelFacts:
     return ModelFacts(32000, True, None, None, True)
 
@@ -88,24 +92,21 @@ def routes(r: Router, paths: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def test_each_condition_matches_and_the_first_matching_rule_wins(tmp_path: Path) -> None:
-    cfg = load_config(
-        repo_root=tmp_path,
-        explicit=config_file(
-            tmp_path,
-            """\
-            routing:
-              rules:
-                - name: security
-                  paths: ["src/auth/*", "*/payments/*"]
-                  model: strong
-                - name: docs-and-tests
-                  kinds: [docs, tests]
-                  model: cheap
-                - name: risky
-                  risk: high
-                  model: strong
-            """,
-        ),
+    cfg = loaded(
+        tmp_path,
+        """\
+        routing:
+          rules:
+            - name: security
+              paths: ["src/auth/*", "*/payments/*"]
+              model: strong
+            - name: docs-and-tests
+              kinds: [docs, tests]
+              model: cheap
+            - name: risky
+              risk: high
+              model: strong
+        """,
     )
     got = routes(router(cfg), list(FILES))
     assert got == {
@@ -120,19 +121,16 @@ def test_each_condition_matches_and_the_first_matching_rule_wins(tmp_path: Path)
 
 
 def test_size_team_and_repo_conditions(tmp_path: Path) -> None:
-    cfg = load_config(
-        repo_root=tmp_path,
-        explicit=config_file(
-            tmp_path,
-            """\
-            routing:
-              rules:
-                - teams: [payments]
-                  repos: ["acme/*"]
-                  max_tokens: 60
-                  model: strong
-            """,
-        ),
+    cfg = loaded(
+        tmp_path,
+        """\
+        routing:
+          rules:
+            - teams: [payments]
+              repos: ["acme/*"]
+              max_tokens: 60
+              model: strong
+        """,
     )
     small, large = "src/a.py", "src/b.py"
     files = parse_diff(diff_of([small]) + diff_of([large], lines=40)).files
@@ -146,20 +144,17 @@ def test_size_team_and_repo_conditions(tmp_path: Path) -> None:
 
 
 def test_a_rule_names_a_chain_or_takes_the_models_fallbacks(tmp_path: Path) -> None:
-    cfg = load_config(
-        repo_root=tmp_path,
-        explicit=config_file(
-            tmp_path,
-            """\
-            fallbacks: [cheap]
-            routing:
-              rules:
-                - paths: ["src/auth/*"]
-                  model: [strong]
-                - paths: ["docs/*"]
-                  model: [cheap, strong]
-            """,
-        ),
+    cfg = loaded(
+        tmp_path,
+        """\
+        fallbacks: [cheap]
+        routing:
+          rules:
+            - paths: ["src/auth/*"]
+              model: [strong]
+            - paths: ["docs/*"]
+              model: [cheap, strong]
+        """,
     )
     files = parse_diff(diff_of(["src/auth/x.py", "docs/x.md"])).files
     assert [router(cfg).route(f).models for f in files] == [
@@ -173,7 +168,7 @@ def test_a_rule_names_a_chain_or_takes_the_models_fallbacks(tmp_path: Path) -> N
 
 def load_error(tmp: Path, routing: str) -> str:
     with pytest.raises(ConfigError) as caught:
-        load_config(repo_root=tmp, explicit=config_file(tmp, routing))
+        loaded(tmp, routing)
     return caught.value.message
 
 
@@ -225,20 +220,17 @@ def test_an_unreachable_rule_is_refused_naming_the_rule_that_takes_its_files(
     )
     assert "rule 2" in message and "can never match" in message
     # Narrower first, wider second is the right order.
-    load_config(
-        repo_root=tmp_path,
-        explicit=config_file(
-            tmp_path,
-            """\
-            routing:
-              rules:
-                - kinds: [tests]
-                  paths: ["tests/unit/*"]
-                  model: strong
-                - kinds: [tests, docs]
-                  model: cheap
-            """,
-        ),
+    loaded(
+        tmp_path,
+        """\
+        routing:
+          rules:
+            - kinds: [tests]
+              paths: ["tests/unit/*"]
+              model: strong
+            - kinds: [tests, docs]
+              model: cheap
+        """,
     )
 
 
