@@ -20,7 +20,7 @@ class Anchored:
     repaired: bool
 
 
-def _find_file(diff: Diff, path: str) -> FileDiff | None:
+def find_file(diff: Diff, path: str) -> FileDiff | None:
     path = path.strip().removeprefix("./")
     found = diff.file(path) or diff.file(path.removeprefix("a/").removeprefix("b/"))
     if found:
@@ -32,7 +32,7 @@ def _find_file(diff: Diff, path: str) -> FileDiff | None:
 
 def anchor(question: ProposedQuestion, diff: Diff) -> Anchored | str:
     """The validated anchor, or the reason it was rejected."""
-    file = _find_file(diff, question.path)
+    file = find_file(diff, question.path)
     if file is None:
         return f"{question.path!r} is not a file in the diff"
     start, end = sorted((question.start_line, question.end_line))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from agent.anchored_code import fingerprint as code_fingerprint
 from agent.diff import Diff
 from agent.ledger import CallRecord, RunInfo
 from agent.masking import Finding
@@ -72,7 +73,7 @@ def build_review(
     asked = secret_questions(secrets)
     room = max(0, max_questions - len(asked))
     questions = [
-        q.model_copy(update={"rank": i})
+        q.model_copy(update={"rank": i, "code_fingerprint": code_fingerprint(diff, q.anchor)})
         for i, q in enumerate(
             [
                 *asked,

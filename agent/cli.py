@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from agent import cli_check
 from agent.cli_ledger import ledger_app
-from agent.errors import InputError, OwnitError
+from agent.errors import OwnitError
 from agent.redact import RedactingFilter, redact
 from agent.render.safe import visible
 from agent.terminal import LedgerOpt, consoles, err, out, user_errors
@@ -50,6 +51,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(ledger_app, name="ledger")
+app.command("questions")(cli_check.questions)
+app.command("check")(cli_check.check)
 
 
 def _run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
@@ -267,35 +270,9 @@ def _over_max_cost(value: str | None) -> str | None:
 
 
 def _forge_to_post(pr_url: str | None, ci: CIRun | None) -> Forge:
-    """Where ``--post`` comments, checked before any model is called."""
-    from agent.forge import forge_for, parse_pull_url
+    from agent.forge import forge_to_post
 
-    if pr_url:
-        ref = parse_pull_url(pr_url)
-        forge = forge_for(ref, os.environ)
-        if ref.host == "github":
-            var, has_token = (
-                "GITHUB_TOKEN",
-                bool(os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")),
-            )
-        else:
-            var, has_token = "GITLAB_TOKEN", bool(os.environ.get("GITLAB_TOKEN"))
-    elif ci is not None and ci.for_pull_request:
-        forge = ci.forge()
-        var, has_token = ci.token_var, bool(ci.token) and not ci.job_token
-    else:
-        raise InputError(
-            "--post needs a pull request: run it in a pull request's CI job, or give --pr URL",
-            hint="without --post the review is printed and written to --out as usual",
-        )
-    if not has_token:
-        raise InputError(
-            f"--post needs a token that can comment: set {var}",
-            hint="GitHub Actions: env: GITHUB_TOKEN: ${{ github.token }} with permissions: "
-            "pull-requests: write; GitLab: a project access token with the api scope in "
-            "GITLAB_TOKEN (CI_JOB_TOKEN cannot write notes)",
-        )
-    return forge
+    return forge_to_post(pr_url, ci, os.environ)
 
 
 def report_outcome(

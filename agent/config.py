@@ -253,6 +253,33 @@ class Routing(_Strict):
     rules: tuple[RoutingRule, ...] = ()
 
 
+Verdict = Literal["understood", "partly", "not_shown"]
+
+
+class Ownership(_Strict):
+    """Who may answer ownit's questions, and what ``ownit check`` requires before merge."""
+
+    # report: grade and show, never fail the job; high: every high-priority question must be
+    # shown; all: every question must be.
+    require: Literal["report", "high", "all"] = "report"
+    # The lowest verdict that counts as ownership shown.
+    pass_on: Literal["understood", "partly"] = "understood"
+    # Logins (besides the pull request's author) whose answers count.
+    answerers: tuple[str, ...] = ()
+    # Logins that may override the gate with a recorded reason (`/ownit override <why>`).
+    maintainers: tuple[str, ...] = ()
+    # The model that grades (a name under models:); default: the review's model.
+    model: str | None = None
+
+    @field_validator("answerers", "maintainers", mode="before")
+    @classmethod
+    def _logins(cls, value: Any) -> Any:
+        value = _one_or_many(value)
+        if isinstance(value, (list, tuple)):
+            return tuple(str(v).strip().removeprefix("@").lower() for v in value)
+        return value
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     default: str | None = None
@@ -264,6 +291,7 @@ class Config(_Strict):
     models: dict[str, ModelEntry] = Field(default_factory=dict)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     routing: Routing = Field(default_factory=Routing)
+    ownership: Ownership = Field(default_factory=Ownership)
     # Never send any of the diff to a hosted model: only models that are local (see
     # ModelEntry.local) are used, whatever the default, the rules or the fallbacks say.
     local_only: bool = False
@@ -278,6 +306,7 @@ class Config(_Strict):
             return self  # names may refer to models of another layer; checked once merged
         named = [("default", self.default), *(("prefer", n) for n in self.prefer)]
         named += [("fallbacks", n) for n in self.fallbacks]
+        named += [("ownership.model", self.ownership.model)]
         for model, entry in self.models.items():
             named += [(f"models.{model}.fallbacks", n) for n in entry.fallbacks]
             if model in entry.fallbacks:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from agent.errors import InputError, OwnitError
+
+if TYPE_CHECKING:
+    from agent.sources.ci import CIRun
 
 Host = Literal["github", "gitlab"]
 
@@ -60,6 +64,7 @@ class Comment:
     id: int
     body: str
     author: str | None
+    created_at: datetime | None = None
 
 
 class Forge(Protocol):
@@ -70,7 +75,11 @@ class Forge(Protocol):
     def comments(self) -> list[Comment]: ...
     def create_comment(self, body: str) -> Comment: ...
     def update_comment(self, comment_id: int, body: str) -> Comment: ...
+    def set_status(self, sha: str, passed: bool | None, description: str) -> None: ...
 
+
+# The commit status ``ownit check`` sets; a required status check names it.
+STATUS_CONTEXT = "ownit/ownership"
 
 # The largest comment the host takes, in characters.
 MAX_COMMENT = {"github": 65_536, "gitlab": 1_000_000}
@@ -228,9 +237,29 @@ class GitHubForge:
         )
         return _github_comment(response.json())
 
+    def set_status(self, sha: str, passed: bool | None, description: str) -> None:
+        """The commit status ``ownit/ownership``: a branch protection rule can require it."""
+        state = "pending" if passed is None else "success" if passed else "failure"
+        _request(
+            self.client,
+            "POST",
+            f"/repos/{self.repo}/statuses/{sha}",
+            "setting the commit status",
+            self.token_var,
+            json={"state": state, "context": STATUS_CONTEXT, "description": description[:140]},
+        )
+
+
+def _when(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
 
 def _github_comment(data: dict[str, Any]) -> Comment:
-    return Comment(int(data["id"]), data.get("body") or "", (data.get("user") or {}).get("login"))
+    user = (data.get("user") or {}).get("login")
+    return Comment(int(data["id"]), data.get("body") or "", user, _when(data.get("created_at")))
 
 
 class GitLabForge:
@@ -294,11 +323,7 @@ class GitLabForge:
 
     def comments(self) -> list[Comment]:
         notes = self._pages(f"{self._mr()}/notes?sort=asc", "listing the merge request's notes")
-        return [
-            Comment(int(n["id"]), n.get("body") or "", (n.get("author") or {}).get("username"))
-            for n in notes
-            if not n.get("system")
-        ]
+        return [_gitlab_note(n) for n in notes if not n.get("system")]
 
     def create_comment(self, body: str) -> Comment:
         response = _request(
@@ -322,11 +347,22 @@ class GitLabForge:
         )
         return _gitlab_note(response.json())
 
+    def set_status(self, sha: str, passed: bool | None, description: str) -> None:
+        """The commit status ``ownit/ownership`` on the merge request's head."""
+        state = "pending" if passed is None else "success" if passed else "failed"
+        _request(
+            self.client,
+            "POST",
+            f"/projects/{self.project}/statuses/{sha}",
+            "setting the commit status",
+            self.token_var,
+            json={"state": state, "name": STATUS_CONTEXT, "description": description[:255]},
+        )
+
 
 def _gitlab_note(data: dict[str, Any]) -> Comment:
-    return Comment(
-        int(data["id"]), data.get("body") or "", (data.get("author") or {}).get("username")
-    )
+    user = (data.get("author") or {}).get("username")
+    return Comment(int(data["id"]), data.get("body") or "", user, _when(data.get("created_at")))
 
 
 def gitlab_diff(files: list[dict[str, Any]]) -> str:
@@ -400,3 +436,33 @@ def forge_for(ref: PullRef, environ: Mapping[str, str]) -> Forge:
     return GitLabForge(
         ref.api_url, ref.repo, ref.number, environ.get("GITLAB_TOKEN"), token_var="GITLAB_TOKEN"
     )
+
+
+def forge_to_post(pr_url: str | None, ci: CIRun | None, environ: Mapping[str, str]) -> Forge:
+    """Where ``--post`` comments, checked before any model is called."""
+    if pr_url:
+        ref = parse_pull_url(pr_url)
+        forge = forge_for(ref, environ)
+        if ref.host == "github":
+            var, has_token = (
+                "GITHUB_TOKEN",
+                bool(environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")),
+            )
+        else:
+            var, has_token = "GITLAB_TOKEN", bool(environ.get("GITLAB_TOKEN"))
+    elif ci is not None and ci.for_pull_request:
+        forge = ci.forge()
+        var, has_token = ci.token_var, bool(ci.token) and not ci.job_token
+    else:
+        raise InputError(
+            "--post needs a pull request: run it in a pull request's CI job, or give --pr URL",
+            hint="without --post the review is printed and written to --out as usual",
+        )
+    if not has_token:
+        raise InputError(
+            f"--post needs a token that can comment: set {var}",
+            hint="GitHub Actions: env: GITHUB_TOKEN: ${{ github.token }} with permissions: "
+            "pull-requests: write; GitLab: a project access token with the api scope in "
+            "GITLAB_TOKEN (CI_JOB_TOKEN cannot write notes)",
+        )
+    return forge

@@ -20,11 +20,15 @@ from typing import Protocol, TextIO
 
 from rich.console import Console
 
-from agent.forge import MAX_COMMENT, Comment, Forge, ForgeError
+from agent.errors import InputError
+from agent.forge import MAX_COMMENT, STATUS_CONTEXT, Comment, Forge, ForgeError
+from agent.ownership import Check
 from agent.redact import redact
 from agent.render.artifacts import RENDERERS, write_artifacts
-from agent.render.comment import MARKER, Previous, previous_state, render_comment
+from agent.render.comment import MARKER, Previous, previous_state, render_comment, with_ownership
 from agent.render.markdown import render_markdown
+from agent.render.ownership import render_markdown as render_check
+from agent.render.ownership import verdict_line
 from agent.render.safe import one_line
 from agent.render.terminal import print_review
 from agent.result import Review
@@ -163,3 +167,50 @@ def choose(selection: Selection, console: Callable[[], Console]) -> list[Reporte
     if selection.post is not None:
         reporters.append(CommentReporter(selection.post))
     return reporters
+
+
+# --- an ownership check ----------------------------------------------------------------------
+
+
+def write_check(check: Check, out_dir: Path) -> list[str]:
+    """``ownit-check.json`` (the contract: ``Check``) and ``ownit-check.md``."""
+    files = {
+        "ownit-check.json": check.model_dump_json(indent=2) + "\n",
+        "ownit-check.md": render_check(check),
+    }
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            tmp = out_dir / (name + ".tmp")
+            tmp.write_text(redact(text), encoding="utf-8")
+            tmp.replace(out_dir / name)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the check to {out_dir}: {exc.strerror or exc}",
+            hint="choose a writable directory with --out; the check is in the ledger",
+        ) from exc
+    return [f"wrote {out_dir / name}" for name in files]
+
+
+def post_check(check: Check, forge: Forge, summary: Path | None = None) -> list[str]:
+    """The verdicts in ownit's comment (under its state), the ``ownit/ownership`` commit status,
+    and the GitHub Actions job summary."""
+    done = []
+    section = render_check(check)
+    ours = next((c for c in forge.comments() if c.body.startswith(MARKER)), None)
+    if ours is not None:
+        body = with_ownership(ours.body, section)
+        if len(body) > MAX_COMMENT[forge.host]:  # the verdicts win over the walkthrough
+            body = with_ownership(ours.body.split("## Walkthrough", 1)[0], section)
+        forge.update_comment(ours.id, redact(body[: MAX_COMMENT[forge.host]]))
+        done.append(f"put the verdicts in ownit's comment ({forge.host})")
+    if check.head_sha:
+        # Report-only teams see the verdict without a red mark on the PR.
+        passed = check.passed or check.require == "report"
+        forge.set_status(check.head_sha, passed, verdict_line(check))
+        done.append(f"set the {STATUS_CONTEXT} status on {check.head_sha[:12]}")
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as fh:
+            fh.write(redact(section) + "\n")
+        done.append(f"added the verdicts to the job summary ({summary})")
+    return done

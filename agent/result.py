@@ -36,6 +36,8 @@ class Question(BaseModel):
     anchor: Anchor
     # True when the model's range was clamped to the lines the diff shows.
     anchor_repaired: bool = False
+    # A hash of the anchored lines: an answer holds while they stay the same (anchored_code).
+    code_fingerprint: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

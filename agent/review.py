@@ -292,7 +292,7 @@ def _router(config: Config, model: ResolvedModel, run: RunInfo) -> Router | None
     return Router(config, model, model_facts, team=run.team, repo=run.repo)
 
 
-def _fallbacks(
+def usable_fallbacks(
     config: Config, names: Iterable[str], skip: Iterable[str] = ()
 ) -> tuple[list[ResolvedModel], list[str]]:
     """The models of ``names`` this run can use; why each other one is not used."""
@@ -346,12 +346,14 @@ async def run_review(
     )
     if not empty:
         _local_only(config, model)
-    fallbacks, notes = _fallbacks(config, config.fallback_chain(model.name))
+    fallbacks, notes = usable_fallbacks(config, config.fallback_chain(model.name))
     chain = [model, *fallbacks]
     router = _router(config, model, run)
     # The models rules name beyond the run's chain; a rule's own model that cannot be used is
     # refused when the plan routes a chunk to it (Router.check).
-    routed, _ = _fallbacks(config, router.named() if router else (), skip={m.name for m in chain})
+    routed, _ = usable_fallbacks(
+        config, router.named() if router else (), skip={m.name for m in chain}
+    )
     # Every configured key is known to the redaction at the edges, not only this run's.
     remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
     endpoints = [Endpoint(m, model_facts(m)) for m in chain]

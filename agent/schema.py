@@ -29,6 +29,7 @@ Risk = Literal["low", "medium", "high"]
 Priority = Literal["high", "medium", "low"]
 Category = Literal["intent", "mechanism", "failure_mode", "edge_case", "tests", "security"]
 Side = Literal["new", "old"]
+Verdict = Literal["understood", "partly", "not_shown"]
 
 
 def _word(value: Any) -> Any:
@@ -175,6 +176,23 @@ class Synthesis(_Reply):
             except ValueError:
                 continue
         return out
+
+
+class Grade(_Reply):
+    """A grader's verdict on one answer to an ownership question."""
+
+    n: int = Field(description="the answer's number, as given")
+    verdict: Verdict
+    feedback: str
+
+    @field_validator("verdict", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return _word(value)
+
+
+class Grades(_Reply):
+    grades: list[Grade]
 
 
 def reply_shape(model: type[BaseModel]) -> str:

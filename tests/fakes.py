@@ -28,17 +28,28 @@ def user_text(request: ModelRequest) -> str:
 
 
 def wants(request: ModelRequest) -> str:
-    """ "ChunkReview" or "Synthesis": what the request asks for."""
+    """ "ChunkReview", "Synthesis" or "Grades": what the request asks for."""
     system = request.messages[0]["content"]
+    if '"grades"' in system:
+        return "Grades"
     return "Synthesis" if '"question_order"' in system else "ChunkReview"
 
 
 def good(request: ModelRequest) -> dict[str, Any]:
     """What a well-behaved model answers."""
     text = user_text(request)
+    if wants(request) == "Grades":
+        return llm_server.grades(text)
     if wants(request) == "Synthesis":
         return llm_server.synthesis(text)
     return llm_server.chunk_review(text)
+
+
+def gullible(request: ModelRequest) -> dict[str, Any]:
+    """A grader any answer talks round: every answer understood (reviews as ``good``)."""
+    if wants(request) == "Grades":
+        return llm_server.grades(user_text(request), gullible=True)
+    return good(request)
 
 
 def weak(*switches: str) -> Handler:

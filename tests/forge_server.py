@@ -526,6 +526,8 @@ class Forge:
     merge_requests: dict[tuple[int, int], _MergeRequest] = field(default_factory=dict)
     projects: dict[int, str] = field(default_factory=dict)  # id -> path
     comments: dict[int, _Comment] = field(default_factory=dict)
+    # Commit statuses set (POST /repos/{o}/{r}/statuses/{sha}), in order: (owner/repo, sha, body).
+    statuses: list[tuple[str, str, JSON]] = field(default_factory=list)
     notes: dict[int, _Comment] = field(default_factory=dict)
     next_comment: int = GITHUB_COMMENT_IDS
     next_note: int = GITLAB_NOTE_IDS
@@ -712,7 +714,32 @@ class Forge:
             return self._gh_create_comment(owner, repo, number, raw, api)
         if method in ("GET", "PATCH") and route == "issues/comments/{n}":
             return self._gh_comment_by_id(method, owner, repo, number, raw, api)
+        if method == "POST" and len(rest) == 2 and rest[0] == "statuses":
+            return self._gh_create_status(owner, repo, rest[1], raw, api)
         return self._gh_error(404, "Not Found", GITHUB_DOCS)
+
+    def _gh_create_status(self, owner: str, repo: str, sha: str, raw: bytes, api: str) -> Reply:
+        """POST /repos/{o}/{r}/statuses/{sha}: state must be error, failure, pending or success."""
+        docs = f"{GITHUB_DOCS}/commits/statuses#create-a-commit-status"
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._gh_error(400, "Problems parsing JSON", docs)
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            errors = [{"resource": "Status", "field": "state", "code": "custom"}]
+            return self._gh_error(422, "Validation Failed", docs, errors)
+        self.statuses.append((f"{owner}/{repo}", sha, body))
+        moment = _gh_time(self.tick())
+        payload = {
+            "url": f"{api}/repos/{owner}/{repo}/statuses/{sha}",
+            "id": len(self.statuses),
+            "state": body["state"],
+            "description": body.get("description"),
+            "context": body.get("context", "default"),
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        return self._gh_json(201, payload)
 
     def _gh_headers(self, media: str = "github.v3; format=json") -> list[tuple[str, str]]:
         request_id = _hex("github", self.served, length=28).upper()

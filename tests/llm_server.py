@@ -453,6 +453,40 @@ def synthesis(text: str) -> JSON:
     }
 
 
+_GRADE_BLOCK = re.compile(
+    r"## Answer (\d+):.*?<<<CODE-(\w+)\n(.*?)\nCODE-\2>>>.*?<<<ANSWER-\2\n(.*?)\nANSWER-\2>>>",
+    re.S,
+)
+
+
+def is_grading(body: JSON) -> bool:
+    """Whether the request asks to grade answers (ownit check's rubric prompt)."""
+    return '"grades"' in _messages_text(body, roles=("system",))
+
+
+def grades(text: str, gullible: bool = False) -> JSON:
+    """A grader: an answer naming two or more of the code's identifiers in eight words or more
+    is understood, one of them partly, none not shown. ``gullible``: every answer understood,
+    as a grader talked round by an answer would say."""
+    out = []
+    for m in _GRADE_BLOCK.finditer(text):
+        n, code, answer = int(m[1]), m[3], m[4]
+        names = {w.lower() for w in re.findall(r"[A-Za-z_]\w{3,}", code)}
+        said = {w.lower() for w in re.findall(r"[A-Za-z_]\w{3,}", answer)}
+        shared = len(names & said)
+        words = len(answer.split())
+        verdict = "understood" if shared >= 2 and words >= 8 else "partly" if shared else "not_shown"
+        if gullible:
+            verdict = "understood"
+        feedback = {
+            "understood": "Names the mechanism in the code.",
+            "partly": "Say what the code does in the failing case.",
+            "not_shown": "Point at what in this code answers the question.",
+        }[verdict]
+        out.append({"n": n, "verdict": verdict, "feedback": feedback})
+    return {"grades": out}
+
+
 def is_synthesis(raw: bytes, body: JSON) -> bool:
     """Whether the request asks for a Synthesis (else a ChunkReview)."""
     user_text, raw_text = _messages_text(body, roles=("user",)), raw.decode("utf-8", "replace")
@@ -576,6 +610,9 @@ def model_output(raw: bytes, body: JSON, weak: Collection[str] = ()) -> JSON | s
     user_text = _messages_text(body, roles=("user",))
     if is_pr_agent_review(body):
         return GARBAGE if "garbage" in str(body.get("model", "")) else pr_agent_review(user_text)
+    if is_grading(body):
+        model = str(body.get("model", ""))
+        return GARBAGE if "garbage" in model else grades(user_text, "gullible" in model)
     synth = is_synthesis(raw, body)
     model = str(body.get("model", ""))
     obj = synthesis(user_text) if synth else chunk_review(user_text, "badanchor" in model)

@@ -225,12 +225,64 @@ def m005_routing(conn: Connection) -> None:
     _add_columns(conn, "calls", sa.Column("route", sa.String))
 
 
+def m006_ownership(conn: Connection) -> None:
+    """The ownership loop: each ``ownit check`` and its verdicts per question."""
+    meta = sa.MetaData()
+    checks = sa.Table(
+        "ownership_checks",
+        meta,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("created_at", _TZ, nullable=False, index=True),
+        *(sa.Column(n, sa.String) for n in ("team", "repo")),
+        sa.Column("pr_number", sa.Integer),
+        *(sa.Column(n, sa.String) for n in ("head_sha", "author")),
+        *(sa.Column(n, sa.String, nullable=False) for n in ("require", "pass_on")),
+        *(sa.Column(n, sa.Integer, nullable=False) for n in ("questions", "required", "shown")),
+        *(sa.Column(n, sa.Boolean, nullable=False) for n in ("passed", "complete")),
+        *(sa.Column(n, sa.String) for n in ("override_by", "override_reason", "model_name")),
+        sa.Column("cost_usd", sa.Float),
+    )
+    sa.Index("ix_ownership_checks_repo_pr", checks.c.repo, checks.c.pr_number, checks.c.created_at)
+    answers = sa.Table(
+        "ownership_answers",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "check_id",
+            sa.String,
+            sa.ForeignKey("ownership_checks.id"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("question_id", sa.String, nullable=False),
+        sa.Column("rank", sa.Integer, nullable=False),
+        *(sa.Column(n, sa.String, nullable=False) for n in ("priority", "category")),
+        sa.Column("question_fingerprint", sa.String, nullable=False),
+        *(
+            sa.Column(n, sa.String)
+            for n in ("code_fingerprint", "answer_fingerprint", "answered_by")
+        ),
+        sa.Column("status", sa.String, nullable=False),
+        *(sa.Column(n, sa.String) for n in ("screen", "feedback")),
+        sa.Column("reused", sa.Boolean, nullable=False),
+        sa.Column("grade_version", sa.String),
+    )
+    sa.Index(
+        "ix_ownership_answers_reuse",
+        answers.c.question_id,
+        answers.c.code_fingerprint,
+        answers.c.answer_fingerprint,
+    )
+    meta.create_all(conn)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_write_ahead_and_prices", m002_write_ahead_and_prices),
     ("m003_secret_masking", m003_secret_masking),
     ("m004_finance", m004_finance),
     ("m005_routing", m005_routing),
+    ("m006_ownership", m006_ownership),
 ]
 
 _applied = sa.Table(

@@ -301,3 +301,67 @@ class SpendDaily(SQLModel, table=True):
     reasoning_tokens: int = _sum()
     cost_nusd: int = _sum()
     cache_savings_nusd: int = _sum()
+
+
+# --- the ownership loop -----------------------------------------------------------------------
+
+
+class OwnershipCheck(SQLModel, table=True):
+    """One ``ownit check``: whether a pull request's author showed they own its change. Its id
+    is the check's run id (its grading calls are in ``calls`` under that run)."""
+
+    __tablename__ = "ownership_checks"
+    __table_args__ = (Index("ix_ownership_checks_repo_pr", "repo", "pr_number", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    team: str | None = None
+    repo: str | None = None
+    pr_number: int | None = Field(default=None, ge=1, le=MAX_INT)
+    head_sha: str | None = None
+    author: str | None = None
+    require: str  # report | high | all
+    pass_on: str  # understood | partly
+    questions: int = Field(ge=0)
+    required: int = Field(ge=0)  # of them, those the gate needs shown
+    shown: int = Field(ge=0)
+    passed: bool  # every required question shown, or a maintainer's override
+    complete: bool  # every answer was graded
+    override_by: str | None = None
+    override_reason: str | None = None
+    model_name: str | None = None
+    cost_usd: float | None = _cost()
+
+    @field_validator("created_at")
+    @classmethod
+    def _created_utc(cls, value: datetime) -> datetime:
+        return utc(value)
+
+
+class OwnershipAnswer(SQLModel, table=True):
+    """A question's verdict in one check. Fingerprints, never the text: the ledger says which
+    answer to which question about which code got which verdict, and reuses the verdict when the
+    same answer to the same code is checked again."""
+
+    __tablename__ = "ownership_answers"
+    __table_args__ = (
+        Index(
+            "ix_ownership_answers_reuse", "question_id", "code_fingerprint", "answer_fingerprint"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: str = Field(foreign_key="ownership_checks.id", index=True)
+    question_id: str
+    rank: int = Field(ge=0, le=MAX_INT)
+    priority: str
+    category: str
+    question_fingerprint: str  # of the question's words (its id also covers the anchor)
+    code_fingerprint: str | None = None
+    answer_fingerprint: str | None = None
+    answered_by: str | None = None
+    status: str  # understood | partly | not_shown | unanswered | stale | ungraded
+    screen: str | None = None  # why no grader was asked (empty, copied_question, ...)
+    feedback: str | None = None
+    reused: bool = False
+    grade_version: str | None = None

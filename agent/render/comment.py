@@ -2,8 +2,15 @@
 
 The marker (an HTML comment, invisible on the page) also carries the state the next push
 compares with: the ids and words of the questions asked, so the comment can say which questions
-are new, which were resolved (no longer asked) and which carry over. Long parts are folded in
-``<details>``, and the body is cut to fit the host's limit.
+are new, which were resolved (no longer asked) and which carry over. It also carries what
+``ownit check`` needs without the review's artifact: the questions with their anchors and code
+fingerprints, and which question each number meant at each push (an answer's ``Q3`` means the
+third question of the comment as it stood when the answer was written). Long parts are folded
+in ``<details>``, and the body is cut to fit the host's limit.
+
+``ownit check --post`` writes its verdicts between ``OWNERSHIP_START`` and ``OWNERSHIP_END``,
+right under the state; a review's new comment starts without them (the check that follows it
+writes them again).
 """
 
 from __future__ import annotations
@@ -11,14 +18,35 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
 
 from agent.render.markdown import footer, render_markdown
 from agent.render.safe import md_code, md_inline
-from agent.result import Review
+from agent.result import Anchor, Question, Review
 
 MARKER = "<!-- ownit:review"
 _STATE = re.compile(r"<!-- ownit:review (?P<state>\{.*?\}) -->", re.S)
 _QUESTION_WORDS = 160  # of a question, kept in the state for the "resolved" list
+_NUMBERINGS = 20  # pushes whose numbering is kept
+OWNERSHIP_START = "<!-- ownit:ownership -->"
+OWNERSHIP_END = "<!-- /ownit:ownership -->"
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """The question ids in rank order, as the comment showed them from ``at`` on, with the
+    fingerprint of the code each asked about then."""
+
+    at: datetime
+    head_sha: str | None
+    ids: tuple[str, ...]
+    fingerprints: tuple[str | None, ...] = ()
+
+    def fingerprint(self, question_id: str) -> str | None:
+        pairs = dict(zip(self.ids, self.fingerprints, strict=False))
+        return pairs.get(question_id)
 
 
 @dataclass(frozen=True)
@@ -27,6 +55,25 @@ class Previous:
 
     questions: dict[str, str] = field(default_factory=dict)
     head_sha: str | None = None
+    # The questions in full, with anchors and code fingerprints (state v2 on).
+    asked: tuple[Question, ...] = ()
+    numberings: tuple[Numbering, ...] = ()
+
+    def numbering_at(self, when: datetime | None) -> Numbering:
+        """The numbering as it stood at ``when`` (the latest when unknown; the first for an
+        answer older than every numbering kept)."""
+        shown = [n for n in self.numberings if when is None or n.at <= when]
+        if shown:
+            return shown[-1]
+        if self.numberings:
+            return self.numberings[0]
+        ids = tuple(q.id for q in self.asked)
+        return Numbering(
+            datetime.min.replace(tzinfo=UTC),
+            self.head_sha,
+            ids,
+            tuple(q.code_fingerprint for q in self.asked),
+        )
 
 
 def previous_state(body: str) -> Previous | None:
@@ -37,16 +84,76 @@ def previous_state(body: str) -> Previous | None:
     try:
         data = json.loads(match["state"])
         questions = {str(k): str(v) for k, v in (data.get("questions") or {}).items()}
-        return Previous(questions, data.get("head") if isinstance(data.get("head"), str) else None)
-    except (ValueError, AttributeError, TypeError):
+        head = data.get("head") if isinstance(data.get("head"), str) else None
+        asked = tuple(_question(item) for item in data.get("qs") or ())
+        numberings = tuple(
+            Numbering(
+                datetime.fromisoformat(n["at"]),
+                n.get("head"),
+                tuple(str(i) for i in n["ids"]),
+                tuple(n.get("fps") or ()),
+            )
+            for n in data.get("asked") or ()
+        )
+        return Previous(questions, head, asked, numberings)
+    except (ValueError, AttributeError, TypeError, KeyError, ValidationError):
         return Previous()  # ours, but unreadable: every question counts as new
 
 
-def _state(review: Review) -> str:
+def _question(item: dict[str, object]) -> Question:
+    return Question(
+        rank=item["rank"],  # type: ignore[arg-type]
+        question=item["q"],  # type: ignore[arg-type]
+        category=item["c"],  # type: ignore[arg-type]
+        priority=item["p"],  # type: ignore[arg-type]
+        why_it_matters=item.get("w", ""),  # type: ignore[arg-type]
+        anchor=Anchor(
+            path=item["path"],  # type: ignore[arg-type]
+            side=item["side"],  # type: ignore[arg-type]
+            start_line=item["s"],  # type: ignore[arg-type]
+            end_line=item["e"],  # type: ignore[arg-type]
+        ),
+        code_fingerprint=item.get("fp"),  # type: ignore[arg-type]
+    )
+
+
+def _numberings(review: Review, previous: Previous | None, now: datetime) -> list[Numbering]:
+    ids = tuple(q.id for q in review.questions)
+    fps = tuple(q.code_fingerprint for q in review.questions)
+    kept = list(previous.numberings) if previous else []
+    if not kept or (kept[-1].ids, kept[-1].fingerprints) != (ids, fps):
+        kept.append(Numbering(now, review.run.head_sha, ids, fps))
+    return kept[-_NUMBERINGS:]
+
+
+def _state(review: Review, previous: Previous | None, now: datetime) -> str:
     data = {
-        "v": 1,
+        "v": 2,
         "head": review.run.head_sha,
         "questions": {q.id: q.question[:_QUESTION_WORDS] for q in review.questions},
+        "qs": [
+            {
+                "rank": q.rank,
+                "q": q.question,
+                "c": q.category,
+                "p": q.priority,
+                "path": q.anchor.path,
+                "side": q.anchor.side,
+                "s": q.anchor.start_line,
+                "e": q.anchor.end_line,
+                "fp": q.code_fingerprint,
+            }
+            for q in review.questions
+        ],
+        "asked": [
+            {
+                "at": n.at.isoformat(),
+                "head": n.head_sha,
+                "ids": list(n.ids),
+                "fps": list(n.fingerprints),
+            }
+            for n in _numberings(review, previous, now)
+        ],
     }
     # "--" cannot appear inside an HTML comment; JSON never needs it outside strings.
     return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("--", "-\\u002d")
@@ -72,9 +179,11 @@ def _changes(review: Review, previous: Previous | None) -> list[str]:
     return out
 
 
-def render_comment(review: Review, previous: Previous | None, limit: int) -> str:
+def render_comment(
+    review: Review, previous: Previous | None, limit: int, *, now: datetime | None = None
+) -> str:
     """The comment body, at most ``limit`` characters."""
-    head = f"{MARKER} {_state(review)} -->\n"
+    head = f"{MARKER} {_state(review, previous, now or datetime.now(UTC))} -->\n"
     body = render_markdown(review)
     # Fold what a reader opens only when they need it: the walkthrough and what was not
     # reviewed. The questions and the summary stay open.
@@ -117,3 +226,12 @@ def _fold(markdown: str, heading: str) -> str:
         + f"\n<details><summary>{title}</summary>\n\n{inner}\n\n</details>\n"
         + markdown[end:]
     )
+
+
+def with_ownership(body: str, section: str) -> str:
+    """Our comment with ``section`` (Markdown) as its ownership verdicts, replacing earlier ones."""
+    start, end = body.find(OWNERSHIP_START), body.find(OWNERSHIP_END)
+    if start != -1 and end > start:
+        body = body[:start] + body[end + len(OWNERSHIP_END) :].lstrip("\n")
+    head, _, rest = body.partition(" -->\n")
+    return f"{head} -->\n{OWNERSHIP_START}\n{section.strip()}\n{OWNERSHIP_END}\n\n{rest}"

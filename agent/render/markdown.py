@@ -121,7 +121,10 @@ def render_markdown(review: Review) -> str:
 
     out.append("## Questions for the author\n")
     if review.questions:
-        out.append("Be ready to answer each of these before you merge.\n")
+        out.append(
+            "Be ready to answer each of these before you merge. To show you own the change, "
+            "answer in a reply, one `Q<n>:` per question (`ownit questions` prints a form).\n"
+        )
         for q in review.questions:
             out.append(
                 f"{q.rank}. **{md_inline(q.question)}**  \n"

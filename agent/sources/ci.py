@@ -81,6 +81,12 @@ def _github(env: Mapping[str, str]) -> CIRun:
                 hint="run ownit in a GitHub Actions step of a pull_request workflow",
             ) from exc
     pr = payload.get("pull_request") if isinstance(payload, dict) else None
+    issue = payload.get("issue") if isinstance(payload, dict) else None
+    if pr is None and isinstance(issue, dict) and issue.get("pull_request"):
+        # A comment on a pull request (issue_comment): the PR's number and author; its SHAs
+        # come from the API (``ownit check`` reads the PR through it).
+        pr = {"number": issue.get("number"), "title": issue.get("title"), "user": issue.get("user")}
+        pr["body"] = issue.get("body")
     token_var = "GITHUB_TOKEN" if env.get("GITHUB_TOKEN") else "GH_TOKEN"
     summary = env.get("GITHUB_STEP_SUMMARY")
     common: dict[str, Any] = {

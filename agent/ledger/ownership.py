@@ -1,0 +1,177 @@
+"""The ownership record: writing each ``ownit check``, reusing verdicts, and the report a lead
+reads (``ownit ledger report --view ownership``).
+
+A pull request counts in the period of its first review. It is *owned* once a check passed
+(on its answers or on a maintainer's override); *time to ownership* runs from its first review
+to that check. Check runs (whose grading calls are in ``calls``) are not reviews.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from agent.ledger.periods import label, start_of
+from agent.ledger.records import OwnershipAnswer, OwnershipCheck, utc
+from agent.ledger.reports import Period
+from agent.ledger.store import LedgerStore
+
+# Read through lightweight tables: the report needs no ORM.
+_checks = sa.table(
+    "ownership_checks",
+    *(sa.column(n) for n in ("id", "created_at", "team", "repo", "pr_number", "passed")),
+    sa.column("override_by"),
+)
+_answers = sa.table(
+    "ownership_answers",
+    *(
+        sa.column(n)
+        for n in (
+            "check_id",
+            "question_id",
+            "code_fingerprint",
+            "answer_fingerprint",
+            "status",
+            "feedback",
+            "screen",
+            "grade_version",
+            "reused",
+        )
+    ),
+)
+_runs = sa.table("runs", *(sa.column(n) for n in ("id", "started_at", "team", "repo", "pr_number")))
+
+ReuseKey = tuple[str, str | None, str]
+
+
+def record_check(
+    store: LedgerStore, check: OwnershipCheck, answers: Sequence[OwnershipAnswer]
+) -> None:
+    """The check and its verdicts, in one transaction."""
+    with store.writing("recording the ownership check") as conn:
+        conn.execute(sa.insert(OwnershipCheck).values(check.model_dump()))
+        if answers:
+            conn.execute(
+                sa.insert(OwnershipAnswer),
+                [a.model_dump(exclude={"id"}) for a in answers],
+            )
+
+
+def earlier_verdicts(
+    store: LedgerStore, keys: Iterable[ReuseKey], grade_version: str
+) -> dict[ReuseKey, tuple[str, str]]:
+    """Verdicts a grader already gave the same answer to the same question about the same
+    code, with the same rubric: (status, feedback) by (question id, code, answer)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    a = _answers.c
+    query = sa.select(
+        a.question_id, a.code_fingerprint, a.answer_fingerprint, a.status, a.feedback
+    ).where(
+        a.question_id.in_({k[0] for k in wanted}),
+        a.grade_version == grade_version,
+        a.screen.is_(None),
+        a.status.in_(("understood", "partly", "not_shown")),
+    )
+    out: dict[ReuseKey, tuple[str, str]] = {}
+    with store.reading("reading earlier verdicts") as conn:
+        for qid, code, answer, status, feedback in conn.execute(query):
+            if (qid, code, answer) in wanted:
+                out[(qid, code, answer)] = (status, feedback or "")
+    return out
+
+
+@dataclass
+class OwnershipRow:
+    period: str  # "" for the whole range
+    key: tuple[str | None, ...]
+    reviewed: int = 0  # PRs first reviewed in the period
+    owned: int = 0  # of them, owned since
+    overridden: int = 0  # of the owned, on a maintainer's override
+    hours: list[float] = field(default_factory=list)  # time to ownership, per owned PR
+    change_pts: float | None = None  # owned share against the previous period, in points
+
+    @property
+    def share(self) -> float | None:
+        return self.owned / self.reviewed if self.reviewed else None
+
+    @property
+    def median_hours(self) -> float | None:
+        return statistics.median(self.hours) if self.hours else None
+
+
+@dataclass(frozen=True)
+class OwnershipReport:
+    by: tuple[str, ...]
+    period: Period | None
+    since: date | None
+    until: date | None
+    rows: list[OwnershipRow]
+    totals: list[OwnershipRow]
+
+
+def build(
+    store: LedgerStore,
+    by: Sequence[str],
+    period: Period | None,
+    since: date | None,
+    until: date | None,
+) -> OwnershipReport:
+    """Per group (team, repo) and period: PRs reviewed, owned, the share, time to ownership."""
+    checks = sa.select(_checks.c.id)
+    r, c = _runs.c, _checks.c
+    reviews = (
+        sa.select(r.team, r.repo, r.pr_number, sa.func.min(r.started_at))
+        .where(r.pr_number.is_not(None), r.id.not_in(checks))
+        .group_by(r.team, r.repo, r.pr_number)
+    )
+    owned = (
+        sa.select(c.repo, c.pr_number, c.created_at, c.override_by)
+        .where(c.passed.is_(True), c.pr_number.is_not(None))
+        .order_by(c.created_at)
+    )
+    with store.reading("reading the ownership record") as conn:
+        first_review = list(conn.execute(reviews))
+        first_owned: dict[tuple[str | None, int], tuple[datetime, bool]] = {}
+        for repo, pr, at, override_by in conn.execute(owned):
+            first_owned.setdefault((repo, pr), (utc(at), override_by is not None))
+
+    groups: dict[tuple[str, tuple[str | None, ...]], OwnershipRow] = {}
+    totals: dict[str, OwnershipRow] = {}
+    for team, repo, pr, started in first_review:
+        started = utc(started)
+        day = started.date()
+        if (since and day < since) or (until and day > until):
+            continue
+        per = label(start_of(day, period), period) if period else ""
+        key = tuple({"team": team, "repo": repo}[d] for d in by)
+        for row in (
+            groups.setdefault((per, key), OwnershipRow(per, key)),
+            totals.setdefault(per, OwnershipRow(per, ())),
+        ):
+            row.reviewed += 1
+            if (repo, pr) in first_owned:
+                at, overridden = first_owned[(repo, pr)]
+                row.owned += 1
+                row.overridden += overridden
+                row.hours.append(max(0.0, (at - started).total_seconds() / 3600))
+    rows = sorted(groups.values(), key=lambda g: (g.period, [k or "" for k in g.key]))
+    _changes(rows)
+    ordered_totals = sorted(totals.values(), key=lambda t: t.period)
+    _changes(ordered_totals)
+    return OwnershipReport(tuple(by), period, since, until, rows, ordered_totals)
+
+
+def _changes(rows: list[OwnershipRow]) -> None:
+    """Each row's owned share against its group's previous period, in percentage points."""
+    last: dict[tuple[str | None, ...], OwnershipRow] = {}
+    for row in rows:
+        before = last.get(row.key)
+        if before is not None and before.share is not None and row.share is not None:
+            row.change_pts = 100 * (row.share - before.share)
+        last[row.key] = row
