@@ -57,6 +57,7 @@ def parse_answers(text: str) -> list[Answer]:
         marker = None if in_fence else _MARKER.match(line)
         if marker:
             rest = "" if marker["heading"] else line[marker.end() :]
+            in_fence = rest.count("```") % 2 == 1  # "Q3: ```" opens a fence
             found.append((int(marker["n"]), marker["id"], [rest]))
             continue
         if not found or (not in_fence and (stripped.startswith(">") or _OVERRIDE.match(line))):

@@ -67,6 +67,8 @@ class CheckRequest:
     ledger_url: str | None = None
     model: str | None = None
     team: str | None = None
+    repo: str | None = None
+    pr_number: int | None = None  # --pr N: the PR a local check is for (recorded)
     # --override REASON, by ``actor``
     override: str | None = None
     # Who runs the check (CI's actor, else the local user): the answerer of --answers, the
@@ -238,8 +240,8 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
         id=uuid.uuid4().hex,
         started_at=datetime.now(UTC),
         team=request.team or team_for(_review_request(request), source, config),
-        repo=source.repo,
-        pr_number=source.pr_number,
+        repo=request.repo or source.repo,
+        pr_number=source.pr_number or request.pr_number,
         head_sha=source.head_sha,
         base=source.base,
         author=source.author,
@@ -445,6 +447,8 @@ def _review_request(request: CheckRequest) -> ReviewRequest:
         base=request.base,
         head=request.head,
         team=request.team,
+        repo=request.repo,
+        pr_number=request.pr_number,
         pr_url=request.pr_url,
         ci=request.ci,
     )

@@ -39,7 +39,9 @@ ReviewOpt = Annotated[
 ]
 PrOpt = Annotated[
     str | None,
-    typer.Option("--pr", help="The pull request's GitHub or GitLab URL (token from the env)."),
+    typer.Option(
+        "--pr", help="The pull request: its number, or its GitHub or GitLab URL (token from env)."
+    ),
 ]
 
 
@@ -72,6 +74,7 @@ def check(
     base: Annotated[str | None, typer.Option(help="Base revision, as for the review.")] = None,
     head: Annotated[str | None, typer.Option(help="Head revision, as for the review.")] = None,
     team: Annotated[str | None, typer.Option(envvar="OWNIT_TEAM", help="Team to charge.")] = None,
+    repo: Annotated[str | None, typer.Option(help="Repository name, as for the review.")] = None,
     model: Annotated[
         str | None,
         typer.Option(help="The grading model (default: ownership.model, else the default)."),
@@ -105,7 +108,8 @@ def check(
     from agent.sources.ci import detect
 
     with user_errors():
-        ci = detect(os.environ) if diff is None and not pr else None
+        number, pr_url = (int(pr), None) if pr and pr.isdigit() else (None, pr)
+        ci = detect(os.environ) if diff is None and not pr_url else None
         request = CheckRequest(
             cwd=Path.cwd(),
             review_path=review,
@@ -113,7 +117,9 @@ def check(
             diff_path=diff,
             base=base,
             head=head,
-            pr_url=pr,
+            pr_url=pr_url,
+            pr_number=number,
+            repo=repo,
             ci=ci,
             config_path=config,
             ledger_url=ledger,
@@ -125,7 +131,7 @@ def check(
         result = asyncio.run(run_check(request))
 
     out(redact(render_text(result)))
-    failures = _deliver(result, out_dir, post, pr, ci)
+    failures = _deliver(result, out_dir, post, pr_url, ci)
     for line in result.problems:
         err(f"error: {line}")
     if result.require != "report" and not result.passed:

@@ -177,6 +177,13 @@ def ledger_report(
     rising: Annotated[
         str, typer.Option(help="Flag groups whose spend grew more than this.")
     ] = "25%",
+    view: Annotated[
+        str,
+        typer.Option(
+            help="spend, or ownership: the share of reviewed PRs whose author showed ownership "
+            "(ownit check), time to ownership and its trend, per team or repo."
+        ),
+    ] = "spend",
     ledger: LedgerOpt = None,
 ) -> None:
     """Spend per team, repo, PR, author or model, per period: calls, PRs, tokens, cost, cost per
@@ -189,6 +196,11 @@ def ledger_report(
             from agent.ledger import LedgerStore, formats, spend
         span = HTML_SPAN if chosen == "html" else DEFAULT_SPAN
         query = _query(by, period, since, until, top, rising, span)
+        if view.strip().lower() == "ownership":
+            _ownership_report(query, chosen, output, ledger)
+            return
+        if view.strip().lower() != "spend":
+            raise InputError(f"--view {view!r}: choose spend or ownership")
 
         store = LedgerStore(ledger)
         if chosen == "html":
@@ -201,6 +213,22 @@ def ledger_report(
             # Names come from artifacts anyone can import: a terminal gets them escaped.
             # (Written directly: a console would take seconds over a 16,000-row table.)
             stream.write(visible(text) if _is_terminal(stream) or chosen == "table" else text)
+    if output is not None:
+        err(f"wrote {output}")
+
+
+def _ownership_report(query: Any, fmt: str, output: Path | None, ledger: str | None) -> None:
+    from agent.ledger import LedgerStore, ownership
+
+    by = tuple(d for d in query.by if d in ("team", "repo"))
+    if not by or len(by) != len(query.by):
+        raise InputError("--view ownership groups by team and/or repo")
+    if fmt == "html":
+        raise InputError("--view ownership: choose table, csv, json or markdown")
+    report = ownership.build(LedgerStore(ledger), by, query.period, query.since, query.until)
+    text = ownership.render(report, fmt)
+    with _output(output) as stream:
+        stream.write(visible(text) if _is_terminal(stream) or fmt == "table" else text)
     if output is not None:
         err(f"wrote {output}")
 

@@ -475,7 +475,9 @@ def grades(text: str, gullible: bool = False) -> JSON:
         said = {w.lower() for w in re.findall(r"[A-Za-z_]\w{3,}", answer)}
         shared = len(names & said)
         words = len(answer.split())
-        verdict = "understood" if shared >= 2 and words >= 8 else "partly" if shared else "not_shown"
+        verdict = (
+            "understood" if shared >= 2 and words >= 8 else "partly" if shared else "not_shown"
+        )
         if gullible:
             verdict = "understood"
         feedback = {

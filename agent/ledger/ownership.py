@@ -21,10 +21,12 @@ from agent.ledger.reports import Period
 from agent.ledger.store import LedgerStore
 
 # Read through lightweight tables: the report needs no ORM.
+_TZ = sa.DateTime(timezone=True)
 _checks = sa.table(
     "ownership_checks",
-    *(sa.column(n) for n in ("id", "created_at", "team", "repo", "pr_number", "passed")),
-    sa.column("override_by"),
+    *(sa.column(n) for n in ("id", "team", "repo", "pr_number", "override_by")),
+    sa.column("created_at", _TZ),
+    sa.column("passed", sa.Boolean),
 )
 _answers = sa.table(
     "ownership_answers",
@@ -139,12 +141,12 @@ def build(
         first_review = list(conn.execute(reviews))
         first_owned: dict[tuple[str | None, int], tuple[datetime, bool]] = {}
         for repo, pr, at, override_by in conn.execute(owned):
-            first_owned.setdefault((repo, pr), (utc(at), override_by is not None))
+            first_owned.setdefault((repo, pr), (_moment(at), override_by is not None))
 
     groups: dict[tuple[str, tuple[str | None, ...]], OwnershipRow] = {}
     totals: dict[str, OwnershipRow] = {}
     for team, repo, pr, started in first_review:
-        started = utc(started)
+        started = _moment(started)
         day = started.date()
         if (since and day < since) or (until and day > until):
             continue
@@ -167,6 +169,11 @@ def build(
     return OwnershipReport(tuple(by), period, since, until, rows, ordered_totals)
 
 
+def _moment(value: datetime | str) -> datetime:
+    """An aggregate's time: SQLite hands MIN() of a timestamp back as its text."""
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
 def _changes(rows: list[OwnershipRow]) -> None:
     """Each row's owned share against its group's previous period, in percentage points."""
     last: dict[tuple[str | None, ...], OwnershipRow] = {}
@@ -175,3 +182,53 @@ def _changes(rows: list[OwnershipRow]) -> None:
         if before is not None and before.share is not None and row.share is not None:
             row.change_pts = 100 * (row.share - before.share)
         last[row.key] = row
+
+
+def render(report: OwnershipReport, fmt: str) -> str:
+    """table, csv, json or markdown: per group and period, PRs reviewed and owned, the owned
+    share and its change in points, median hours to ownership, overrides."""
+    import csv
+    import io
+    import json
+
+    head = ["period", *report.by, "prs_reviewed", "prs_owned", "owned_pct", "change_pts"]
+    head += ["median_hours_to_ownership", "overridden"]
+
+    def cells(row: OwnershipRow, total: bool) -> list[object]:
+        keys = ["(all)" if total else (k or "") for k in row.key] or (["(all)"] * len(report.by))
+        pct = None if row.share is None else round(100 * row.share, 1)
+        change = None if row.change_pts is None else round(row.change_pts, 1)
+        hours = None if row.median_hours is None else round(row.median_hours, 1)
+        return [row.period, *keys, row.reviewed, row.owned, pct, change, hours, row.overridden]
+
+    lines = [cells(r, False) for r in report.rows] + [cells(t, True) for t in report.totals]
+    if fmt == "json":
+        return (
+            json.dumps(
+                {
+                    "schema": "ownit.ledger.ownership/1",
+                    "rows": [dict(zip(head, r, strict=True)) for r in lines],
+                },
+                ensure_ascii=True,
+            )
+            + "\n"
+        )
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(head)
+        writer.writerows([["" if c is None else c for c in r] for r in lines])
+        return buffer.getvalue()
+    shown = [[("—" if c is None else str(c)) for c in r] for r in lines]
+    if fmt == "markdown":
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        return "\n".join(out + ["| " + " | ".join(r) + " |" for r in shown]) + "\n"
+    widths = [
+        max(len(h), *(len(r[i]) for r in shown)) if shown else len(h) for i, h in enumerate(head)
+    ]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in shown]
+    if not shown:
+        out.append("no reviewed pull requests in this range")
+    return "\n".join(out) + "\n"
