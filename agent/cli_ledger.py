@@ -204,7 +204,9 @@ def ledger_report(
 
         store = LedgerStore(ledger)
         if chosen == "html":
-            text = formats.render_html(spend.overview(store, query))
+            text = formats.render_html(
+                spend.overview(store, query), ownership=_ownership_html(store, query)
+            )
         elif chosen == "table":
             text = formats.render_table(spend.build(store, query), width=_width())
         else:
@@ -215,6 +217,16 @@ def ledger_report(
             stream.write(visible(text) if _is_terminal(stream) or chosen == "table" else text)
     if output is not None:
         err(f"wrote {output}")
+
+
+def _ownership_html(store: Any, query: Any) -> str:
+    """The HTML page's ownership section, by team over the page's periods."""
+    from agent.ledger import ownership
+
+    report = ownership.build(
+        store, ("team",), query.period, query.since, query.until, only_if_checked=True
+    )
+    return ownership.html_section(report)
 
 
 def _ownership_report(query: Any, fmt: str, output: Path | None, ledger: str | None) -> None:

@@ -207,6 +207,7 @@ def fresh_sqlite(tmp_path: Path) -> Iterator[LedgerStore]:
 def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
     inspector = sa.inspect(store.engine)
     tables = {"runs", "calls", "budgets", "chunk_cache", "spend_daily", "ownit_migrations"}
+    tables |= {"ownership_checks", "ownership_answers"}
     assert tables <= set(inspector.get_table_names())
     assert (
         applied_migrations(store)
@@ -217,6 +218,7 @@ def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
             "m003_secret_masking",
             "m004_finance",
             "m005_routing",
+            "m006_ownership",
         ]
     )
     calls = {c["name"] for c in inspector.get_columns("calls")}

@@ -72,8 +72,10 @@ class Opened:
         return list(self.page.evaluate("window.__ran")) + self.dialogs
 
 
-def open_page(browser: Any, path: Path, overview: Overview, **context: Any) -> Opened:
-    path.write_text(render_html(overview), encoding="utf-8")
+def open_page(
+    browser: Any, path: Path, overview: Overview, ownership: str = "", **context: Any
+) -> Opened:
+    path.write_text(render_html(overview, ownership), encoding="utf-8")
     url = path.as_uri()
     ctx = browser.new_context(viewport={"width": 1200, "height": 900}, **context)
     page = ctx.new_page()
@@ -291,3 +293,30 @@ def test_printing_keeps_the_charts_and_drops_the_navigation(shown: Opened) -> No
     assert not page.locator("nav").is_visible()
     assert page.locator("svg.stacked").is_visible()
     assert len(page.pdf()) > 1000
+
+
+def test_the_ownership_section_shows_each_teams_owned_share(browser: Any, tmp_path: Path) -> None:
+    from agent.ledger.ownership import OwnershipReport, OwnershipRow, html_section
+
+    rows = [
+        OwnershipRow("2026-10", ("payments",), reviewed=4, owned=3, hours=[2.0, 4.0, 30.0]),
+        OwnershipRow("2026-10", (XSS_IMG,), reviewed=4, owned=1, hours=[1.0]),
+    ]
+    totals = [
+        OwnershipRow("2026-09", (), reviewed=2, owned=0),
+        OwnershipRow(
+            "2026-10", (), reviewed=8, owned=4, hours=[1.0, 2.0, 4.0, 30.0], change_pts=50
+        ),
+    ]
+    report = OwnershipReport(("team",), "month", None, None, rows, totals)
+    opened = open_page(browser, tmp_path / "r.html", overview(), html_section(report))
+    page = opened.page
+    bars = page.locator("svg.owned rect.hbar")
+    widths = [box(bars.nth(i))["width"] for i in range(bars.count())]
+    assert len(widths) == 2 and widths[1] / widths[0] == pytest.approx(1 / 3, abs=0.01)
+    text = page.locator("#ownership").inner_text()
+    for shown_text in ("payments", XSS_IMG, "75% of 4", "25% of 4", "+50 pts", "3.0"):
+        assert shown_text in text
+    assert "Ownership" in page.locator("nav").inner_text()
+    assert opened.ran() == [] and opened.requests == []
+    page.context.close()

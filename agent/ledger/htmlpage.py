@@ -68,7 +68,9 @@ tr.state-over td, tr.state-over th { color: #A3200A; font-weight: 600; }
 """
 
 
-def render_html(overview: Overview) -> str:
+def render_html(overview: Overview, ownership: str = "") -> str:
+    """The page; ``ownership`` is a ready section (``ownership.html_section``) placed before
+    the table."""
     report = overview.report
     budgets = overview.budgets or report.budgets
     parts = [
@@ -82,11 +84,13 @@ def render_html(overview: Overview) -> str:
         f"<strong>{esc(cells.cost(report.total, '$'))}</strong></p></header>",
         '<nav aria-label="Sections"><a href="#over-time">Over time</a><a href="#top">Top repos '
         'and PRs</a><a href="#growth">Growth</a><a href="#budgets">Budgets</a>'
-        '<a href="#report">Table</a></nav>',
+        + ('<a href="#ownership">Ownership</a>' if ownership else "")
+        + '<a href="#report">Table</a></nav>',
         _over_time(overview.by_team),
         _top(overview.top_repos, overview.top_prs),
         _growth(overview),
         _budgets(budgets),
+        ownership,
         _report_table(report),
         "</body></html>",
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import sqlalchemy as sa
 
@@ -115,6 +115,8 @@ class OwnershipReport:
     until: date | None
     rows: list[OwnershipRow]
     totals: list[OwnershipRow]
+    # Whether the ledger holds any ownership check at all.
+    checked: bool = True
 
 
 def build(
@@ -123,8 +125,12 @@ def build(
     period: Period | None,
     since: date | None,
     until: date | None,
+    *,
+    only_if_checked: bool = False,
 ) -> OwnershipReport:
-    """Per group (team, repo) and period: PRs reviewed, owned, the share, time to ownership."""
+    """Per group (team, repo) and period: PRs reviewed, owned, the share, time to ownership.
+    ``only_if_checked``: a ledger without any check is not scanned (the HTML page leaves the
+    section out rather than read every run of a million-call ledger for nothing)."""
     checks = sa.select(_checks.c.id)
     r, c = _runs.c, _checks.c
     reviews = (
@@ -137,7 +143,11 @@ def build(
         .where(c.passed.is_(True), c.pr_number.is_not(None))
         .order_by(c.created_at)
     )
+    if since is not None:
+        reviews = reviews.having(sa.func.min(r.started_at) >= datetime.combine(since, time(), UTC))
     with store.reading("reading the ownership record") as conn:
+        if only_if_checked and conn.execute(sa.select(c.id).limit(1)).first() is None:
+            return OwnershipReport(tuple(by), period, since, until, [], [], checked=False)
         first_review = list(conn.execute(reviews))
         first_owned: dict[tuple[str | None, int], tuple[datetime, bool]] = {}
         for repo, pr, at, override_by in conn.execute(owned):
@@ -232,3 +242,55 @@ def render(report: OwnershipReport, fmt: str) -> str:
     if not shown:
         out.append("no reviewed pull requests in this range")
     return "\n".join(out) + "\n"
+
+
+def html_section(report: OwnershipReport) -> str:
+    """The HTML report's ownership section: the owned share per group over the range (bars),
+    and per period the reviewed and owned PRs with the share's trend."""
+    from agent.ledger.charts import Bar, esc, hbars
+
+    if not report.checked:
+        return ""
+    if not report.totals:
+        return (
+            '<section id="ownership"><h2>Ownership</h2><p class="note">No reviewed pull '
+            "request has an ownership check in this range (<code>ownit check</code>).</p>"
+            "</section>"
+        )
+    whole: dict[tuple[str | None, ...], OwnershipRow] = {}
+    for row in report.rows:
+        acc = whole.setdefault(row.key, OwnershipRow("", row.key))
+        acc.reviewed += row.reviewed
+        acc.owned += row.owned
+    bars = [
+        Bar(
+            " / ".join(k or "(not recorded)" for k in key),
+            100 * (acc.share or 0.0),
+            f"{100 * (acc.share or 0.0):.0f}% of {acc.reviewed}",
+            " / ".join(k or "" for k in key),
+        )
+        for key, acc in sorted(whole.items(), key=lambda kv: -(kv[1].share or 0.0))
+    ]
+    chart = hbars(bars, "Share of reviewed PRs whose author showed ownership", "owned", "owned")
+    head = "".join(
+        f'<th scope="col"{" class=n" if i else ""}>{h}</th>'
+        for i, h in enumerate(
+            ["Period", "PRs reviewed", "Owned", "Share", "Change", "Median hours to ownership"]
+        )
+    )
+    body = []
+    for t in report.totals:
+        share = "—" if t.share is None else f"{100 * t.share:.0f}%"
+        change = "—" if t.change_pts is None else f"{t.change_pts:+.0f} pts"
+        hours = "—" if t.median_hours is None else f"{t.median_hours:.1f}"
+        cols = [esc(t.period or "whole range"), str(t.reviewed), str(t.owned), share, change, hours]
+        tds = "".join(f"<td{' class=n' if i else ''}>{c}</td>" for i, c in enumerate(cols))
+        body.append(f"<tr>{tds}</tr>")
+    return (
+        '<section id="ownership"><h2>Ownership</h2>'
+        '<p class="note">A pull request counts in the period of its first review; it is owned '
+        "once an <code>ownit check</code> passed (or a maintainer overrode the gate).</p>"
+        f"{chart}"
+        '<div class="scroll"><table><caption>Ownership over time, all teams</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div></section>"
+    )
