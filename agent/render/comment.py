@@ -126,37 +126,48 @@ def _numberings(review: Review, previous: Previous | None, now: datetime) -> lis
     return kept[-_NUMBERINGS:]
 
 
-def _state(review: Review, previous: Previous | None, now: datetime) -> str:
-    data = {
-        "v": 2,
-        "head": review.run.head_sha,
-        "questions": {q.id: q.question[:_QUESTION_WORDS] for q in review.questions},
-        "qs": [
-            {
-                "rank": q.rank,
-                "q": q.question,
-                "c": q.category,
-                "p": q.priority,
-                "path": q.anchor.path,
-                "side": q.anchor.side,
-                "s": q.anchor.start_line,
-                "e": q.anchor.end_line,
-                "fp": q.code_fingerprint,
-            }
-            for q in review.questions
-        ],
-        "asked": [
-            {
-                "at": n.at.isoformat(),
-                "head": n.head_sha,
-                "ids": list(n.ids),
-                "fps": list(n.fingerprints),
-            }
-            for n in _numberings(review, previous, now)
-        ],
-    }
-    # "--" cannot appear inside an HTML comment; JSON never needs it outside strings.
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("--", "-\\u002d")
+def _state(review: Review, previous: Previous | None, now: datetime, room: int) -> str:
+    """The hidden state, in at most ``room`` characters where it can be: over it, question
+    texts are shortened, then the numbering history goes, then the questions in full (a check
+    then needs the review's JSON artifact)."""
+    numberings = [
+        {
+            "at": n.at.isoformat(),
+            "head": n.head_sha,
+            "ids": list(n.ids),
+            "fps": list(n.fingerprints),
+        }
+        for n in _numberings(review, previous, now)
+    ]
+    text = ""
+    steps = [(None, None, True), (_QUESTION_WORDS, None, True), (_QUESTION_WORDS, 1, True)]
+    for words, history, full in [*steps, (_QUESTION_WORDS, 1, False)]:
+        data: dict[str, object] = {
+            "v": 2,
+            "head": review.run.head_sha,
+            "questions": {q.id: q.question[:_QUESTION_WORDS] for q in review.questions},
+        }
+        if full:
+            data["qs"] = [
+                {
+                    "rank": q.rank,
+                    "q": q.question[:words],
+                    "c": q.category,
+                    "p": q.priority,
+                    "path": q.anchor.path,
+                    "side": q.anchor.side,
+                    "s": q.anchor.start_line,
+                    "e": q.anchor.end_line,
+                    "fp": q.code_fingerprint,
+                }
+                for q in review.questions
+            ]
+            data["asked"] = numberings[-history:] if history else numberings
+        # "--" cannot appear inside an HTML comment; JSON never needs it outside strings.
+        text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("--", "-\\u002d")
+        if len(text) <= room:
+            break
+    return text
 
 
 def _changes(review: Review, previous: Previous | None) -> list[str]:
@@ -183,7 +194,7 @@ def render_comment(
     review: Review, previous: Previous | None, limit: int, *, now: datetime | None = None
 ) -> str:
     """The comment body, at most ``limit`` characters."""
-    head = f"{MARKER} {_state(review, previous, now or datetime.now(UTC))} -->\n"
+    head = f"{MARKER} {_state(review, previous, now or datetime.now(UTC), limit // 3)} -->\n"
     body = render_markdown(review)
     # Fold what a reader opens only when they need it: the walkthrough and what was not
     # reviewed. The questions and the summary stay open.
