@@ -28,14 +28,18 @@ def user_text(request: ModelRequest) -> str:
 
 
 def wants(request: ModelRequest) -> str:
-    """ "ChunkReview" or "Synthesis": what the request asks for."""
+    """ "ChunkReview", "Synthesis" or "TriageReply": what the request asks for."""
     system = request.messages[0]["content"]
+    if llm_server.FILES_BLOCK.search(user_text(request)):
+        return "TriageReply"
     return "Synthesis" if '"question_order"' in system else "ChunkReview"
 
 
 def good(request: ModelRequest) -> dict[str, Any]:
     """What a well-behaved model answers."""
     text = user_text(request)
+    if wants(request) == "TriageReply":
+        return llm_server.triage(text)
     if wants(request) == "Synthesis":
         return llm_server.synthesis(text)
     return llm_server.chunk_review(text)
@@ -47,7 +51,7 @@ def weak(*switches: str) -> Handler:
 
     def handler(request: ModelRequest) -> Reply:
         reply = good(request)
-        if wants(request) == "Synthesis":
+        if wants(request) != "ChunkReview":
             return reply
         body = {"messages": request.messages}
         return llm_server.weaken(reply, set(switches), body)
