@@ -106,7 +106,11 @@ def excerpt(file: FileDiff, settings: Triage, *, summarized: bool, kind: str) ->
     changed = [
         ln for h in file.hunks for ln in h.lines if ln.kind in (LineKind.ADDED, LineKind.REMOVED)
     ]
-    shown = [f"{ln.kind.value} {ln.text[:LINE_CHARS]}" for ln in changed[: settings.excerpt_lines]]
+    # Indentation tells a rater nothing and costs tokens on every line.
+    shown = [
+        f"{ln.kind.value} {ln.text.strip()[:LINE_CHARS]}"
+        for ln in changed[: settings.excerpt_lines]
+    ]
     if len(changed) > len(shown):
         shown.append(f"... {len(changed) - len(shown)} more changed line(s) not shown")
     return "\n".join([*head, *shown])
