@@ -92,6 +92,11 @@ a usage block, as a vendor bills it: also when the client timed out on a hang or
 headers were read to the moment its reply was written (or the connection reset): the time a
 client spent waiting on this server, latency included, for benchmarks.
 
+ownit's triage prompt (files in a ``<<<FILES-nonce`` block, or a ``TriageReply`` schema) is
+answered with a rating per file shown, by its changed lines: high when one runs a shell, eval or
+unpickling or turns off TLS checks, whatever the path; low for tests and docs; else medium. The
+chunk-only switches leave it alone; garbage, fenced and the error switches apply.
+
 pr-agent's review prompt (a system prompt starting "You are PR-Reviewer", the diff as ``## File:
 'path'`` sections with numbered ``__new hunk__`` lines) is answered the way its parser wants: a
 YAML ``review:`` mapping (estimated effort, relevant tests, up to three key issues on the first
