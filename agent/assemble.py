@@ -22,8 +22,12 @@ from agent.result import (
     Question,
     Review,
     Summarized,
+    TriagedFile,
+    TriageMove,
+    TriageReport,
     Usage,
 )
+from agent.risk_triage import PURPOSE as TRIAGE
 from agent.riskiest import FOR_BUDGET
 from agent.schema import Dropped, Synthesis
 from agent.state import ChunkResult
@@ -134,7 +138,32 @@ def build_review(
         interrupted=interrupted,
         no_usable_model=bool(failed) and all(r.failure == "no_model" for r in failed),
         over_budget=refused is not None or plan.over_max_cost,
+        triage=_triage(plan, calls),
         calls=calls,
+    )
+
+
+def _triage(plan: Plan, calls: list[CallRecord]) -> TriageReport | None:
+    done = plan.triage
+    if done is None:
+        return None
+    mine = [c for c in calls if c.purpose.startswith(f"{TRIAGE}-")]
+    unpriced = any(c.cost_usd is None for c in mine if c.billed)
+    return TriageReport(
+        model_name=done.models[0],
+        ran=done.ran,
+        calls=len(mine),
+        cost_usd=None if unpriced else round(sum(c.cost_usd or 0.0 for c in mine), 6),
+        files=[
+            TriagedFile(
+                path=v.path, risk=v.risk, path_risk=v.path_risk, rated=v.rated, reason=v.reason
+            )
+            for v in done.verdicts
+        ],
+        moved=[
+            TriageMove(path=m.path, from_model=m.from_model, to_model=m.to_model)
+            for m in done.moved
+        ],
     )
 
 

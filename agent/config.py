@@ -246,11 +246,35 @@ class RoutingRule(_Strict):
         return self.name or "a rule"
 
 
+class Triage(_Strict):
+    """A model that rates each file's risk before routing (``agent.risk_triage``): the rules'
+    ``risk:`` conditions then match on its rating instead of the path's alone. It never lowers a
+    path the heuristic rates high, and when it cannot answer the path's risk stands."""
+
+    # A name, or a chain (the model, then the models that take over its call). A single name is
+    # used alone, not with its configured fallbacks: the path heuristic is triage's fallback.
+    model: tuple[str, ...] = Field(min_length=1)
+    # Changed lines shown per file (the first ones, each cut at 160 characters); 0 for the path,
+    # kind and size only.
+    excerpt_lines: int = Field(default=30, ge=0, le=500)
+    # Tokens of files per triage call, at most; the model's window may allow fewer.
+    batch_tokens: int = Field(default=8000, ge=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_alone(cls, value: Any) -> Any:
+        return {"model": value} if isinstance(value, (str, list)) else value
+
+    _coerce = field_validator("model", mode="before")(_one_or_many)
+
+
 class Routing(_Strict):
     """Which model reviews which files: the first rule that matches a file decides; files no
     rule matches go to the run's model (``default``, ``prefer`` or ``--model``)."""
 
     rules: tuple[RoutingRule, ...] = ()
+    # Off unless set: the rules' risk conditions use the path heuristic (``agent.kinds``).
+    triage: Triage | None = None
 
 
 Verdict = Literal["understood", "partly", "not_shown"]
@@ -299,6 +323,8 @@ class Config(_Strict):
     sources: tuple[str, ...] = ()
     # Where each routing rule is written ("path:line"), in order: for messages about it.
     rule_origins: tuple[str, ...] = ()
+    # Where routing.triage is written ("path:line").
+    triage_origin: str | None = None
 
     @model_validator(mode="after")
     def _names_exist(self, info: ValidationInfo) -> Config:
@@ -404,20 +430,28 @@ def load_config(*, repo_root: Path | None = None, explicit: Path | None = None) 
 
     data: dict[str, Any] = {}
     origins: tuple[str, ...] = ()
+    triage: str | None = None
     for path in layers:
         layer = _read_layer(path)
-        lines = _rule_lines(path) if "routing" in layer else []
+        lines, triage_line = _routing_lines(path) if "routing" in layer else ([], None)
         try:
             # Validate each layer alone first so an error names the file that holds it.
             Config.model_validate({"models": {}, **layer}, context={"one_layer": True})
         except ValidationError as exc:
-            raise ConfigError(f"{_where(path, exc, lines)}: {_describe(exc)}") from exc
+            where = _where(path, exc, lines, triage_line)
+            raise ConfigError(f"{where}: {_describe(exc)}") from exc
         if "routing" in layer:  # replaced whole by a later layer, as default and prefer are
             origins = tuple(f"{path}:{line}" for line in lines)
+            triage = f"{path}:{triage_line}" if triage_line else None
         data = _merge(data, layer)
     try:
         config = Config.model_validate(
-            {**data, "sources": tuple(str(p) for p in layers), "rule_origins": origins}
+            {
+                **data,
+                "sources": tuple(str(p) for p in layers),
+                "rule_origins": origins,
+                "triage_origin": triage,
+            }
         )
     except ValidationError as exc:
         raise ConfigError(
@@ -428,8 +462,28 @@ def load_config(*, repo_root: Path | None = None, explicit: Path | None = None) 
 
 
 def check_routing(config: Config) -> None:
-    """Every rule names defined models and can match something no earlier rule takes."""
+    """Every rule names defined models and can match something no earlier rule takes; a
+    triage names defined models, and some rule matches on the risk it rates."""
     rules = config.routing.rules
+    if (triage := config.routing.triage) is not None:
+        where = (
+            f"routing.triage ({config.triage_origin})"
+            if config.triage_origin
+            else ("routing.triage")
+        )
+        for name in triage.model:
+            if name not in config.models:
+                raise ConfigError(
+                    f"{where} names model {name!r}, which is not defined under models",
+                    hint=f"defined: {', '.join(config.models) or 'none'}",
+                )
+        if not any(rule.risk for rule in rules):
+            raise ConfigError(
+                f"{where} is set, but no routing rule matches on risk: its ratings would "
+                "route nothing",
+                hint="add a rule such as `- {risk: high, model: <your strong model>}`, or "
+                "remove routing.triage",
+            )
     for i, rule in enumerate(rules):
         for name in rule.model:
             if name not in config.models:
@@ -461,16 +515,20 @@ def _covers(first: RoutingRule, later: RoutingRule) -> bool:
     return high[0] is None or (high[1] is not None and high[1] <= high[0])
 
 
-def _rule_lines(path: Path) -> list[int]:
-    """The line each ``routing.rules`` item starts on, read from the file's YAML nodes."""
+def _routing_lines(path: Path) -> tuple[list[int], int | None]:
+    """The line each ``routing.rules`` item starts on, and the line of ``routing.triage``,
+    read from the file's YAML nodes."""
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []  # _read_layer has already read it, or says why not
-    rules = _child(_child(root, "routing"), "rules")
+        return [], None  # _read_layer has already read it, or says why not
+    routing = _child(root, "routing")
+    rules = _child(routing, "rules")
+    triage = _child(routing, "triage")
+    triage_line = triage.start_mark.line + 1 if triage is not None else None
     if not isinstance(rules, yaml.SequenceNode):
-        return []
-    return [item.start_mark.line + 1 for item in rules.value]
+        return [], triage_line
+    return [item.start_mark.line + 1 for item in rules.value], triage_line
 
 
 def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
@@ -479,12 +537,15 @@ def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
     return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
 
 
-def _where(path: Path, exc: ValidationError, lines: list[int]) -> str:
-    """The file, and the line of the routing rule the first error is in, when it is in one."""
+def _where(path: Path, exc: ValidationError, lines: list[int], triage: int | None) -> str:
+    """The file, and the line of the routing rule (or triage) the first error is in, when it
+    is in one."""
     loc = exc.errors()[0]["loc"]
     index = loc[2] if loc[:2] == ("routing", "rules") and len(loc) > 2 else None
     if isinstance(index, int) and index < len(lines):
         return f"{path}:{lines[index]}"
+    if loc[:2] == ("routing", "triage") and triage is not None:
+        return f"{path}:{triage}"
     return str(path)
 
 
@@ -496,6 +557,10 @@ def _describe(exc: ValidationError) -> str:
             return list(ReviewSettings.model_fields)
         if len(parent) == 2 and parent[0] == "models":
             return list(ModelEntry.model_fields)
+        if parent == ("routing",):
+            return list(Routing.model_fields)
+        if parent == ("routing", "triage"):
+            return list(Triage.model_fields)
         return []
 
     return describe(exc, known=known)

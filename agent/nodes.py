@@ -10,7 +10,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent import masking, prompts, replies, reuse, riskiest, synthesis
+from agent import masking, prompts, replies, reuse, risk_triage, riskiest, synthesis
 from agent.assemble import build_review
 from agent.chunking import Chunk, skip_reason, split_chunk
 from agent.client import Endpoint, ModelClient
@@ -57,6 +57,41 @@ async def mask(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     }
 
 
+def to_rate(state: State, ctx: ReviewContext) -> list[FileDiff]:
+    """The files a triage pass rates: those whose lines (or, deleted, whose name and size)
+    will be sent."""
+    assert state.diff is not None
+    return [f for f in _sent(state.diff, ctx.settings) if f.hunks]
+
+
+async def triage(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
+    """The triage model rates the risk of each file to be sent (routing.triage), and the
+    router routes by its verdicts from now on. A dry run says what it would cost."""
+    ctx = runtime.context
+    router = ctx.router
+    assert router is not None and router.triage is not None
+    settings, files = router.triage, to_rate(state, ctx)
+    title, repo = state.title or "(untitled)", state.source.repo or "(unknown)"
+    work = risk_triage.batches(files, router, settings, title, repo)
+    planned = risk_triage.outcome(
+        work, router, settings, risk_triage.heuristic(files), [], ran=False
+    )
+    why_not = risk_triage.unusable(router, settings, None if state.dry_run else ctx.client)
+    if why_not is None and ctx.budget is not None and planned.cost_usd is not None:
+        status, policy = ctx.budget.status, ctx.budget.budget.on_exceed
+        if policy != "warn" and planned.cost_usd > status.remaining_usd:
+            why_not = f"{status.team} has ${status.remaining_usd:,.2f} left of its budget"
+    if why_not is not None:
+        note = f"triage ({settings.model[0]}) not run: {why_not}; the path's risk stands"
+        return {"triage": replace(planned, notes=(note,))}
+    if state.dry_run:
+        return {"triage": planned}
+    assert ctx.client is not None
+    verdicts, notes = await risk_triage.rate(work, ctx.client, settings, ctx.settings.concurrency)
+    router.rated({v.path: v.risk for v in verdicts})
+    return {"triage": risk_triage.outcome(work, router, settings, verdicts, notes, ran=True)}
+
+
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert state.diff is not None
@@ -98,6 +133,12 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         made = _with_context(made, facts, root, state, ctx, router)
     if router is not None and refused is None and not state.dry_run:
         router.check(Counter(c.route for c in made.chunks if c.route is not None))
+    if state.triage is not None:
+        planned = {p for c in made.chunks for p in c.paths}
+        rated = [f for f in diff.files if f.path in planned]
+        moves = risk_triage.moved(state.triage, rated, router) if router is not None else ()
+        made = replace(made, triage=replace(state.triage, moved=moves))
+        notes.extend(state.triage.notes)
     reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))

@@ -19,6 +19,7 @@ from agent.surround import Check, Reader, add_context
 from agent.tokens import count_messages, count_tokens
 
 if TYPE_CHECKING:
+    from agent.risk_triage import Outcome
     from agent.routing import Router
 
 # Tokens held back from the window for the difference between our tokenizer and the model's.
@@ -53,6 +54,10 @@ class Plan:
     # Routed (``make_routed_plan``): one plan per chain of models, its chunks numbered as in
     # this one; empty when every chunk goes to the run's model.
     by_model: tuple[Plan, ...] = ()
+    # The triage pass the routing used (routing.triage): its verdicts, and the files it moved
+    # to another model; in a dry run, what it would cost. Not in ``cost_usd``: it is made (or
+    # would be) before the chunks are planned.
+    triage: Outcome | None = None
 
     @property
     def calls(self) -> int:

@@ -133,6 +133,36 @@ class Usage(BaseModel):
     by_model: list[ModelUsage] = []
 
 
+class TriagedFile(BaseModel):
+    """One file's risk as routing used it (routing.triage)."""
+
+    path: str
+    risk: Risk  # what the rules' risk conditions matched on
+    path_risk: Risk  # the path heuristic's
+    rated: Risk | None = None  # the triage model's; None when it did not rate the file
+    reason: str = ""  # the triage model's, when it rated the file
+
+
+class TriageMove(BaseModel):
+    """A file the triage's rating sent to another model than its path's risk would have."""
+
+    path: str
+    from_model: str
+    to_model: str
+
+
+class TriageReport(BaseModel):
+    """The triage pass: which model rated the files, what it cost, and what it moved."""
+
+    model_name: str
+    # False when the triage model could not be used (the notes say why): routed by path risk.
+    ran: bool
+    calls: int  # its ledger rows (a retry or a repair is a call)
+    cost_usd: float | None  # None when a billed call has no price
+    files: list[TriagedFile] = []
+    moved: list[TriageMove] = []
+
+
 # The JSON artifact's format; bumped when a field changes meaning or goes away (additions keep
 # it). agent/_data/schemas/ownit-review.v1.json is generated from this model.
 SCHEMA_VERSION = 1
@@ -166,6 +196,8 @@ class Review(BaseModel):
     no_usable_model: bool = False
     # Nothing was sent: the plan's estimated cost was over the limit (--max-cost).
     over_budget: bool = False
+    # The triage pass (routing.triage), when one is configured.
+    triage: TriageReport | None = None
     ledger_error: str | None = None
     # Where calls went when the ledger could not be written (`ownit ledger import` loads it).
     ledger_spool: str | None = None

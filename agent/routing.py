@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from agent.config import Config, ReviewSettings, RiskLevel, RoutingRule
+from agent.config import Config, ReviewSettings, RiskLevel, RoutingRule, Triage
 from agent.diff import FileDiff
 from agent.errors import ConfigError, NoModelError
 from agent.kinds import kind_of, risk_level
@@ -39,6 +39,10 @@ class Router:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _models: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
     _facts: dict[str, ModelFacts] = field(default_factory=dict, init=False)
+    # The triage's verdicts by path (``agent.risk_triage``): what the rules' risk conditions
+    # match on for the files it rated. Set once, by the triage node, on the run's one router,
+    # so the plan and the content cache (which keys a file's review by its model) agree.
+    _risks: dict[str, RiskLevel] = field(default_factory=dict, init=False)
 
     @property
     def rules(self) -> tuple[RoutingRule, ...]:
@@ -48,18 +52,38 @@ class Router:
     def settings(self) -> ReviewSettings:
         return self.config.review
 
+    @property
+    def triage(self) -> Triage | None:
+        return self.config.routing.triage
+
+    def rated(self, risks: Mapping[str, RiskLevel]) -> None:
+        """Route by the triage's verdicts from now on."""
+        self._risks.update(risks)
+
     def route(self, file: FileDiff, risk: RiskLevel | None = None) -> Route:
-        """The first rule that matches ``file`` (``risk`` overrides the path's own, when a
-        triage rated it), else the run's model."""
+        """The first rule that matches ``file`` (``risk``, else the triage's verdict, stands
+        for the path's own), else the run's model. A rule that matched on a risk the triage
+        gave, other than the path's, says so: "rule 'risky' (triage: high)"."""
+        risk = risk or self._risks.get(file.path)
         for i, rule in enumerate(self.rules):
             if self._matches(rule, file, risk):
                 chain = rule.model if len(rule.model) > 1 else self.chain(rule.model[0])
-                return Route(chain, f"rule {rule.name!r}" if rule.name else f"rule {i + 1}")
+                why = f"rule {rule.name!r}" if rule.name else f"rule {i + 1}"
+                if rule.risk and risk is not None and risk != risk_level(file):
+                    why += f" (triage: {risk})"
+                return Route(chain, why)
         return Route(self.chain(self.default.name), DEFAULT)
 
+    def heuristic_route(self, file: FileDiff) -> Route:
+        """Where ``file`` would go on its path's risk alone."""
+        return self.route(file, risk_level(file))
+
     def named(self) -> list[str]:
-        """Every model a rule may send a file to, with its fallbacks, in rule order."""
+        """Every model routing may call: each rule's, with its fallbacks, in rule order, then
+        the triage's."""
         chains = [r.model if len(r.model) > 1 else self.chain(r.model[0]) for r in self.rules]
+        if self.triage is not None:
+            chains.append(self.triage.model)
         return list(dict.fromkeys(n for chain in chains for n in chain))
 
     def chain(self, name: str) -> tuple[str, ...]:

@@ -195,6 +195,55 @@ class Grades(_Reply):
     grades: list[Grade]
 
 
+class FileRisk(_Reply):
+    """A triage model's rating of one file."""
+
+    path: str = Field(min_length=1, description="the file's path exactly as in its FILE header")
+    risk: Risk
+    reason: str = Field(default="", description="one line: what in the change decided it")
+
+    @field_validator("risk", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return _word(value)
+
+
+class TriageReply(_Reply):
+    """A triage model's ratings of the files it was shown (``agent.risk_triage``)."""
+
+    files: list[FileRisk]
+
+    # Ratings that were not valid, each as "path: why".
+    _dropped: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def dropped(self) -> list[str]:
+        return self._dropped
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _item_by_item(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # One rating with a risk outside the enum is dropped (its file keeps its path's risk),
+        # not the whole reply.
+        dropped: list[str] = []
+        if isinstance(data, dict) and isinstance(data.get("files"), list):
+            kept = []
+            for item in data["files"]:
+                try:
+                    FileRisk.model_validate(item)
+                except ValidationError as exc:
+                    path = item.get("path") if isinstance(item, dict) else None
+                    what = str(path)[:80] if path else "(a rating)"
+                    dropped.append(f"{what}: {describe(exc, limit=2)}")
+                    continue
+                kept.append(item)
+            data = {**data, "files": kept}
+        reply = handler(data)
+        if isinstance(reply, TriageReply):
+            reply._dropped = dropped
+        return reply
+
+
 def reply_shape(model: type[BaseModel]) -> str:
     """The reply's shape in one line, generated from the class's JSON schema: what the prompt
     shows (``response_format`` carries the full schema where the provider takes it)::

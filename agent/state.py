@@ -12,6 +12,7 @@ from agent.ledger import RunInfo
 from agent.masking import Finding
 from agent.plan import Plan
 from agent.result import Review
+from agent.risk_triage import Outcome
 from agent.schema import Category, ChunkReview, Dropped, Priority, Side
 from agent.sources import DiffSource
 
@@ -71,6 +72,8 @@ class State(InputState):
     diff: Diff | None = None  # masked, once the mask node ran
     title: str | None = None  # the PR title as sent (masked)
     secrets: tuple[Finding, ...] = ()
+    # What the triage pass rated (routing.triage), when it is configured.
+    triage: Outcome | None = None
     plan: Plan | None = None
     # Why nothing is sent (the plan's estimate is over review.max_cost_usd), when so.
     refused: str | None = None

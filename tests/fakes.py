@@ -28,10 +28,12 @@ def user_text(request: ModelRequest) -> str:
 
 
 def wants(request: ModelRequest) -> str:
-    """ "ChunkReview", "Synthesis" or "Grades": what the request asks for."""
+    """ "ChunkReview", "Synthesis", "TriageReply" or "Grades": what the request asks for."""
     system = request.messages[0]["content"]
     if '"grades"' in system:
         return "Grades"
+    if llm_server.FILES_BLOCK.search(user_text(request)):
+        return "TriageReply"
     return "Synthesis" if '"question_order"' in system else "ChunkReview"
 
 
@@ -40,6 +42,8 @@ def good(request: ModelRequest) -> dict[str, Any]:
     text = user_text(request)
     if wants(request) == "Grades":
         return llm_server.grades(text)
+    if wants(request) == "TriageReply":
+        return llm_server.triage(text)
     if wants(request) == "Synthesis":
         return llm_server.synthesis(text)
     return llm_server.chunk_review(text)
@@ -58,7 +62,7 @@ def weak(*switches: str) -> Handler:
 
     def handler(request: ModelRequest) -> Reply:
         reply = good(request)
-        if wants(request) == "Synthesis":
+        if wants(request) != "ChunkReview":
             return reply
         body = {"messages": request.messages}
         return llm_server.weaken(reply, set(switches), body)

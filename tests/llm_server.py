@@ -92,6 +92,11 @@ a usage block, as a vendor bills it: also when the client timed out on a hang or
 headers were read to the moment its reply was written (or the connection reset): the time a
 client spent waiting on this server, latency included, for benchmarks.
 
+ownit's triage prompt (files in a ``<<<FILES-nonce`` block, or a ``TriageReply`` schema) is
+answered with a rating per file shown, by its changed lines: high when one runs a shell, eval or
+unpickling or turns off TLS checks, whatever the path; low for tests and docs; else medium. The
+chunk-only switches leave it alone; garbage, fenced and the error switches apply.
+
 pr-agent's review prompt (a system prompt starting "You are PR-Reviewer", the diff as ``## File:
 'path'`` sections with numbered ``__new hunk__`` lines) is answered the way its parser wants: a
 YAML ``review:`` mapping (estimated effort, relevant tests, up to three key issues on the first
@@ -249,6 +254,13 @@ DIFF_LINE = re.compile(r"^(\d+) ([ +-])(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
 JSON_START = re.compile(r"^\{", re.M)
+# ownit's triage prompt: files in a fenced block, each a header and its first changed lines.
+FILES_BLOCK = re.compile(r"<<<FILES-(\S+)\n(.*?)FILES-\1>>>", re.S)
+TRIAGE_FILE = re.compile(r"^=== FILE (.+) \((\w+), (\w+), \+(\d+) -(\d+)\) ===$")
+# What a triage stand-in rates high in a changed line, wherever the file is.
+RISKY_CALL = re.compile(
+    r"subprocess|os\.system|shell=True|\beval\(|\bexec\(|pickle\.loads|verify=False"
+)
 PR_AGENT_REVIEW = re.compile(r"You are PR-Reviewer\b")
 PR_AGENT_FILE = re.compile(r"^## File: '(.+)'$", re.M)
 PR_AGENT_ADDED = re.compile(r"^(\d+) \+(.*)$", re.M)
@@ -489,6 +501,29 @@ def grades(text: str, gullible: bool = False) -> JSON:
     return {"grades": out}
 
 
+def is_triage(raw: bytes, body: JSON) -> bool:
+    """Whether the request is ownit's triage (a risk rating per file, a TriageReply)."""
+    if "TriageReply" in raw.decode("utf-8", "replace"):
+        return True
+    return bool(FILES_BLOCK.search(_messages_text(body, roles=("user",))))
+
+
+def triage(text: str) -> JSON:
+    """Each file of the triage prompt rated by its changed lines: high when one runs a shell,
+    eval or unpickling or turns off TLS checks (whatever its path says), low for tests and
+    docs, else medium."""
+    rated: list[JSON] = []
+    for _, block in FILES_BLOCK.findall(text):
+        for raw in block.splitlines():
+            if header := TRIAGE_FILE.match(raw):
+                kind = header[3]
+                risk = "low" if kind in ("tests", "docs") else "medium"
+                rated.append({"path": header[1], "risk": risk, "reason": f"{kind} change"})
+            elif rated and raw[:2] in ("+ ", "- ") and (call := RISKY_CALL.search(raw)):
+                rated[-1] |= {"risk": "high", "reason": f"a changed line uses {call[0]}"}
+    return {"files": rated}
+
+
 def is_synthesis(raw: bytes, body: JSON) -> bool:
     """Whether the request asks for a Synthesis (else a ChunkReview)."""
     user_text, raw_text = _messages_text(body, roles=("user",)), raw.decode("utf-8", "replace")
@@ -618,6 +653,8 @@ def model_output(raw: bytes, body: JSON, weak: Collection[str] = ()) -> JSON | s
     synth = is_synthesis(raw, body)
     model = str(body.get("model", ""))
     obj = synthesis(user_text) if synth else chunk_review(user_text, "badanchor" in model)
+    if is_triage(raw, body):
+        synth, obj = True, triage(user_text)  # as a Synthesis: no chunk-only changes
     if "garbage" in model:
         return GARBAGE
     if "fenced" in model:
@@ -903,6 +940,7 @@ def _answer(
     cut off where that context is full."""
     model = str(body.get("model", ""))
     chunk = not is_synthesis(raw, body) and "garbage" not in model and "fenced" not in model
+    chunk = chunk and not is_triage(raw, body) and not is_grading(body)
     if forced == "line0" and not chunk:  # a flaky line0 on a Synthesis: cut off instead
         forced = "truncated"
     wanted = sw.flags | {forced} if chunk else {forced}

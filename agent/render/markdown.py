@@ -41,6 +41,22 @@ def _models(review: Review) -> str:
     return "models " + ", ".join(shares)
 
 
+def _triage(review: Review) -> str | None:
+    """What the triage pass did, when one is configured: its cost and the files it moved."""
+    t = review.triage
+    if t is None:
+        return None
+    name = one_line(t.model_name)
+    if not t.ran:
+        return f"triage {name} not run: routed by path risk"
+    cost = "" if t.cost_usd is None else f" ${t.cost_usd:.4f}"
+    if not t.moved:
+        return f"triage {name}{cost}: no file moved"
+    shown = ", ".join(f"{one_line(m.path)} to {one_line(m.to_model)}" for m in t.moved[:3])
+    more = f" +{len(t.moved) - 3} more" if len(t.moved) > 3 else ""
+    return f"triage {name}{cost} moved {len(t.moved)} file(s): {shown}{more}"
+
+
 def footer(review: Review) -> str:
     """One line of coverage, model, calls, tokens and cost: plain text, safe on a terminal
     (``render_markdown`` escapes it for Markdown)."""
@@ -62,6 +78,8 @@ def footer(review: Review) -> str:
         f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out tokens",
         _cost(review),
     ]
+    if triaged := _triage(review):
+        parts.append(triaged)
     if review.dropped.questions:
         parts.append(f"{review.dropped.questions} question(s) dropped")
     if review.secrets:

@@ -24,6 +24,8 @@ from agent.render.markdown import render_markdown
 from agent.render.safe import one_line, rich_text, visible
 from agent.result import Review
 
+RISKS = ("high", "medium", "low")
+
 if TYPE_CHECKING:
     from agent.review import DryRun
 
@@ -69,6 +71,8 @@ def print_dry_run(result: DryRun, console: Console) -> None:
     console.print(chunks)
     if plan.by_model:
         _print_routing(result, console)
+    if plan.triage is not None:
+        _print_triage(result, console)
     for kind, title in (
         ("summarized", "Summarized (named with their size, not shown):"),
         ("not_sent", "Not reviewed:"),
@@ -139,6 +143,33 @@ def _print_routing(result: DryRun, console: Console) -> None:
     table.add_row("total", "", str(len(plan.chunks)), f"{plan.prompt_tokens:,}", total, "")
     console.print(table)
     console.print(f"Routed by providers.yaml's routing rules{synthesis}.", markup=False)
+
+
+def _print_triage(result: DryRun, console: Console) -> None:
+    """What the triage pass would do first, and its estimate (a dry run makes no call)."""
+    plan = result.plan
+    t = plan.triage
+    assert t is not None
+    name = one_line(t.models[0])
+    if t.notes:  # it could not be used: the routes above are what a review would do
+        for note in t.notes:
+            console.print(f"Triage: {one_line(note)}.", markup=False)
+        return
+    cost = "unknown price" if t.cost_usd is None else f"est. ${t.cost_usd:.4f}"
+    total = (
+        f"; with the chunks, est. ${plan.cost_usd + t.cost_usd:.4f} in all"
+        if plan.cost_usd is not None and t.cost_usd is not None
+        else ""
+    )
+    levels = {level: sum(1 for v in t.verdicts if v.path_risk == level) for level in RISKS}
+    by_path = ", ".join(f"{n} {level}" for level, n in levels.items() if n)
+    console.print(
+        f"Triage: {name} would first rate the risk of {len(t.verdicts)} file(s) in "
+        f"{t.calls} call(s) (~{t.prompt_tokens:,} prompt + ~{t.output_tokens:,} reply tokens, "
+        f"{cost}{total}). The routes above use each path's risk ({by_path}); a file it rates "
+        "differently goes where the rules send that risk, and a path rated high stays high.",
+        markup=False,
+    )
 
 
 class TerminalProgress:
