@@ -187,7 +187,7 @@ def _from_comments(
                 "author (and ownership.answerers) can answer for it"
             )
             continue
-        numbering = asked.previous.numbering_at(comment.created_at)
+        numbering = asked.previous.numbering_for(comment.id, comment.created_at)
         for answer in answers:
             qid = _resolve(answer, numbering.ids)
             if qid is not None:

@@ -124,11 +124,12 @@ class CommentReporter:
     name: str = "comment"
 
     def deliver(self, review: Review) -> list[str]:
-        ours: Comment | None = next(
-            (c for c in self.forge.comments() if c.body.startswith(MARKER)), None
-        )
+        comments = self.forge.comments()
+        ours: Comment | None = next((c for c in comments if c.body.startswith(MARKER)), None)
         previous: Previous | None = previous_state(ours.body) if ours else None
-        body = redact(render_comment(review, previous, MAX_COMMENT[self.forge.host]))
+        newest = max((c.id for c in comments), default=0)
+        limit = MAX_COMMENT[self.forge.host]
+        body = redact(render_comment(review, previous, limit, after=newest))
         if ours is not None:
             try:
                 self.forge.update_comment(ours.id, body)

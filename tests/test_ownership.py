@@ -391,3 +391,47 @@ def test_a_lead_sees_the_owned_share_per_team(tmp_path: Path) -> None:
     assert by_team["payments"]["median_hours_to_ownership"] is not None
     table = CliRunner().invoke(app, ["ledger", "report", "--view", "ownership", "--by", "repo"])
     assert table.exit_code == 0 and "acme/search" in table.output
+
+
+def test_an_answers_number_means_the_question_it_had_when_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Q1 before a push and Q1 after it are different questions: each answer goes to the one
+    the comment showed when it was written (by comment order, not the runner's clock)."""
+    from agent.forge import forge_to_post
+    from agent.reporters import CommentReporter
+
+    config = with_ownership(write_config(tmp_path), require="all")
+    first = EXAMPLE.read_text()
+    # The push drops payments/client.py from the change: what was Q2 is now Q1.
+    second = "diff --git a/payments/config.py" + first.split("diff --git a/payments/config.py")[1]
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
+    with forge_server.serve() as srv:
+        url = f"{srv}/acme/widgets/pull/42"
+
+        def push(diff: str, head: str) -> Review:
+            srv.add_github_pr(
+                "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
+                base_sha="a" * 40, head_sha=head, diff=diff,
+            )  # fmt: skip
+            request = ReviewRequest(cwd=tmp_path, pr_url=url, config_path=config)
+            review = asyncio.run(run_review(request, transport=FakeTransport(good)))
+            CommentReporter(forge_to_post(url, None, os.environ)).deliver(review)
+            return review
+
+        before = push(first, "b" * 40)
+        srv.forge.add_comment(
+            "acme", "widgets", 42, f"Q1: {GOOD['time']}", user="dana-reyes", bot=False
+        )
+        after = push(second, "c" * 40)
+        assert after.questions[0].id == before.questions[1].id  # renumbered
+        check_pr = CheckRequest(cwd=tmp_path, pr_url=url, config_path=config)
+        result = asyncio.run(run_check(check_pr, transport=FakeTransport(good)))
+        # The answer about time.sleep was to the old Q1, which is no longer asked.
+        assert result.graded[0].status == "unanswered"
+        srv.forge.add_comment(
+            "acme", "widgets", 42, f"Q1: {GOOD['config']}", user="dana-reyes", bot=False
+        )
+        result = asyncio.run(run_check(check_pr, transport=FakeTransport(good)))
+        assert result.graded[0].status == "understood"
+        assert result.graded[0].question.id == before.questions[1].id

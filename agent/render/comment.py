@@ -37,12 +37,15 @@ OWNERSHIP_END = "<!-- /ownit:ownership -->"
 @dataclass(frozen=True)
 class Numbering:
     """The question ids in rank order, as the comment showed them from ``at`` on, with the
-    fingerprint of the code each asked about then."""
+    fingerprint of the code each asked about then. ``after``: the newest comment id on the PR
+    when it was posted; hosts number comments in order, so a comment with a larger id was
+    written against this numbering (whatever the runner's clock says)."""
 
     at: datetime
     head_sha: str | None
     ids: tuple[str, ...]
     fingerprints: tuple[str | None, ...] = ()
+    after: int | None = None
 
     def fingerprint(self, question_id: str) -> str | None:
         pairs = dict(zip(self.ids, self.fingerprints, strict=False))
@@ -59,10 +62,18 @@ class Previous:
     asked: tuple[Question, ...] = ()
     numberings: tuple[Numbering, ...] = ()
 
-    def numbering_at(self, when: datetime | None) -> Numbering:
-        """The numbering as it stood at ``when`` (the latest when unknown; the first for an
-        answer older than every numbering kept)."""
-        shown = [n for n in self.numberings if when is None or n.at <= when]
+    def numbering_for(self, comment_id: int | None, when: datetime | None) -> Numbering:
+        """The numbering a comment was written against: by comment ids where the state has
+        them, else by time (the latest when neither is known; the first for a comment older
+        than every numbering kept)."""
+        if (
+            comment_id is not None
+            and self.numberings
+            and all(n.after is not None for n in self.numberings)
+        ):
+            shown = [n for n in self.numberings if (n.after or 0) < comment_id]
+        else:
+            shown = [n for n in self.numberings if when is None or n.at <= when]
         if shown:
             return shown[-1]
         if self.numberings:
@@ -92,6 +103,7 @@ def previous_state(body: str) -> Previous | None:
                 n.get("head"),
                 tuple(str(i) for i in n["ids"]),
                 tuple(n.get("fps") or ()),
+                n.get("after") if isinstance(n.get("after"), int) else None,
             )
             for n in data.get("asked") or ()
         )
@@ -117,16 +129,20 @@ def _question(item: dict[str, object]) -> Question:
     )
 
 
-def _numberings(review: Review, previous: Previous | None, now: datetime) -> list[Numbering]:
+def _numberings(
+    review: Review, previous: Previous | None, now: datetime, after: int | None
+) -> list[Numbering]:
     ids = tuple(q.id for q in review.questions)
     fps = tuple(q.code_fingerprint for q in review.questions)
     kept = list(previous.numberings) if previous else []
     if not kept or (kept[-1].ids, kept[-1].fingerprints) != (ids, fps):
-        kept.append(Numbering(now, review.run.head_sha, ids, fps))
+        kept.append(Numbering(now, review.run.head_sha, ids, fps, after))
     return kept[-_NUMBERINGS:]
 
 
-def _state(review: Review, previous: Previous | None, now: datetime, room: int) -> str:
+def _state(
+    review: Review, previous: Previous | None, now: datetime, room: int, after: int | None
+) -> str:
     """The hidden state, in at most ``room`` characters where it can be: over it, question
     texts are shortened, then the numbering history goes, then the questions in full (a check
     then needs the review's JSON artifact)."""
@@ -136,8 +152,9 @@ def _state(review: Review, previous: Previous | None, now: datetime, room: int) 
             "head": n.head_sha,
             "ids": list(n.ids),
             "fps": list(n.fingerprints),
+            "after": n.after,
         }
-        for n in _numberings(review, previous, now)
+        for n in _numberings(review, previous, now, after)
     ]
     text = ""
     steps = [(None, None, True), (_QUESTION_WORDS, None, True), (_QUESTION_WORDS, 1, True)]
@@ -191,10 +208,17 @@ def _changes(review: Review, previous: Previous | None) -> list[str]:
 
 
 def render_comment(
-    review: Review, previous: Previous | None, limit: int, *, now: datetime | None = None
+    review: Review,
+    previous: Previous | None,
+    limit: int,
+    *,
+    now: datetime | None = None,
+    after: int | None = None,
 ) -> str:
-    """The comment body, at most ``limit`` characters."""
-    head = f"{MARKER} {_state(review, previous, now or datetime.now(UTC), limit // 3)} -->\n"
+    """The comment body, at most ``limit`` characters. ``after``: the newest comment id on the
+    pull request (answers written after this body is posted have larger ids)."""
+    state = _state(review, previous, now or datetime.now(UTC), limit // 3, after)
+    head = f"{MARKER} {state} -->\n"
     body = render_markdown(review)
     # Fold what a reader opens only when they need it: the walkthrough and what was not
     # reviewed. The questions and the summary stay open.
