@@ -1152,6 +1152,36 @@ class Forge:
 
     # --- GitLab --------------------------------------------------------------------------------
 
+    def _gl_create_status(
+        self, project_ref: str, sha: str, method: str, headers: Mapping[str, str], raw: bytes
+    ) -> Reply:
+        """POST /projects/:id/statuses/:sha: state pending, running, success, failed or
+        canceled (GitLab's words: "failed", not "failure")."""
+        if method != "POST":
+            return self._gl_json(405, {"error": "405 Not Allowed"})
+        if denied := self._gl_auth(method, headers):
+            return denied
+        project_id = self._find_project(project_ref)
+        if project_id is None:
+            return self._gl_json(404, {"message": "404 Project Not Found"})
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._gl_json(400, {"error": "invalid JSON"})
+        if body.get("state") not in ("pending", "running", "success", "failed", "canceled"):
+            return self._gl_json(400, {"error": "state does not have a valid value"})
+        self.statuses.append((project_ref, sha, body))
+        moment = _gl_time(self.tick())
+        payload = {
+            "id": len(self.statuses),
+            "sha": sha,
+            "status": body["state"],
+            "name": body.get("name", "default"),
+            "description": body.get("description"),
+            "created_at": moment,
+        }
+        return self._gl_json(201, payload)
+
     def _gitlab(
         self,
         method: str,
@@ -1161,6 +1191,8 @@ class Forge:
         raw: bytes,
     ) -> Reply:
         parts = path[len("/api/v4/") :].split("/")
+        if len(parts) == 4 and parts[0] == "projects" and parts[2] == "statuses":
+            return self._gl_create_status(unquote(parts[1]), parts[3], method, headers, raw)
         if len(parts) < 4 or parts[0] != "projects" or parts[2] != "merge_requests":
             return self._gl_json(404, {"error": "404 Not Found"})
         project_ref, iid_text, rest = unquote(parts[1]), parts[3], parts[4:]

@@ -435,3 +435,22 @@ def test_an_answers_number_means_the_question_it_had_when_written(
         result = asyncio.run(run_check(check_pr, transport=FakeTransport(good)))
         assert result.graded[0].status == "understood"
         assert result.graded[0].question.id == before.questions[1].id
+
+
+@pytest.mark.parametrize(
+    ("passed", "state"), [(True, "success"), (False, "failed"), (None, "pending")]
+)
+def test_gitlab_gets_the_ownership_status_in_its_own_words(passed: bool | None, state: str) -> None:
+    from agent.forge import GitLabForge
+
+    with forge_server.serve() as srv:
+        srv.add_gitlab_mr(
+            "acme/platform/widgets", 7, project_id=4242, title="t", description="",
+            author="dana.reyes", base_sha="a" * 40, head_sha="b" * 40, diff=EXAMPLE.read_text(),
+        )  # fmt: skip
+        forge = GitLabForge(f"{srv}/api/v4", "acme/platform/widgets", 7, "glpat-test")
+        forge.set_status("b" * 40, passed, "x" * 300)
+        ((project, sha, body),) = srv.forge.statuses
+    assert (project, sha) == ("acme/platform/widgets", "b" * 40)
+    assert body["state"] == state and body["name"] == "ownit/ownership"
+    assert len(body["description"]) == 255
