@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent import anchored_code, grading
-from agent.answers import Answer, fingerprint, parse_answers, parse_override
+from agent.answers import Answer, parse_answers, parse_override
 from agent.client import Endpoint, ModelClient, Transport
 from agent.config import Config, Ownership, load_config
 from agent.diff import Diff, parse_diff
@@ -286,14 +286,17 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
             )
             continue
         graded.append(base.model_copy(update={"status": "ungraded"}))
-        to_grade.append((len(graded) - 1, grading.ToGrade(q, g.answer.text, code), now_fp))
+        # An answer can hold a credential pasted by mistake: masked like the diff before it
+        # leaves (the fingerprint stays the answer's own).
+        text = mask(Diff(()), g.answer.text).title or ""
+        to_grade.append((len(graded) - 1, grading.ToGrade(q, text, code), now_fp))
 
     problems: list[str] = []
     notes: list[str] = []
     calls = []
     model_name = None
     if to_grade:
-        keys = [(t.question.id, fp, fingerprint(t.answer)) for _, t, fp in to_grade]
+        keys = [(t.question.id, fp, graded[i].answer_fingerprint or "") for i, t, fp in to_grade]
         reused = _reuse(store, keys, notes)
         fresh = []
         for (i, item, _), key in zip(to_grade, keys, strict=True):

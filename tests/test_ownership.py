@@ -454,3 +454,14 @@ def test_gitlab_gets_the_ownership_status_in_its_own_words(passed: bool | None, 
     assert (project, sha) == ("acme/platform/widgets", "b" * 40)
     assert body["state"] == state and body["name"] == "ownit/ownership"
     assert len(body["description"]) == 255
+
+
+def test_a_credential_pasted_into_an_answer_is_masked_before_grading(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    review = review_of(tmp_path, config)
+    key = "AKIA" + "QWERTYUIOPASDFGH"  # an AWS access key id, as a developer might paste one
+    transport = FakeTransport(good)
+    check(tmp_path, config, form(review, {1: f"{GOOD['time']} I tested with {key}."}), transport)
+    (request,) = transport.requests
+    sent = request.messages[1]["content"]
+    assert key not in sent and "«secret:" in sent and "time.sleep" in sent
