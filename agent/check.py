@@ -44,6 +44,7 @@ from agent.review import (
     open_ledger,
     ownit_version,
     read_source,
+    refuse_hosted,
     team_for,
     usable_fallbacks,
 )
@@ -266,7 +267,9 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
             answered_by=g.by,
             answer_fingerprint=g.answer.fingerprint,
         )
-        if g.code_fingerprint != now_fp or (q.code_fingerprint and q.code_fingerprint != now_fp):
+        # Fingerprints a review before them did not record cannot say the code changed.
+        given_for = {g.code_fingerprint, q.code_fingerprint} - {None}
+        if any(fp != now_fp for fp in given_for):
             graded.append(
                 base.model_copy(
                     update={"feedback": "The code this asks about changed: answer it again."}
@@ -309,6 +312,7 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
                 fresh.append((i, item))
         if fresh:
             model = choose_model(config, request.model or gate.model, require_usable=True)
+            refuse_hosted(config, model)  # the grader sees code, as a reviewer does
             model_name = model.name
             run = run.model_copy(update={"model_name": model.name})
             recorder = Recorder(run, store, error=ledger_error)

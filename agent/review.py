@@ -216,7 +216,7 @@ async def dry_run(request: ReviewRequest) -> DryRun:
         )
     refused = out.get("refused")
     try:
-        _local_only(config, model)
+        refuse_hosted(config, model)
     except ConfigError as exc:
         refused = refused or f"not sent: {exc.message}"
     return DryRun(
@@ -310,7 +310,7 @@ def usable_fallbacks(
     return usable, notes
 
 
-def _local_only(config: Config, model: ResolvedModel) -> None:
+def refuse_hosted(config: Config, model: ResolvedModel) -> None:
     if config.local_only and not is_local(model):
         raise ConfigError(
             f"{model.name} ({model.litellm_model}) is a hosted model, and local_only is set: "
@@ -345,7 +345,7 @@ async def run_review(
         spool_dirs=[request.out_dir] if request.out_dir else [],
     )
     if not empty:
-        _local_only(config, model)
+        refuse_hosted(config, model)
     fallbacks, notes = usable_fallbacks(config, config.fallback_chain(model.name))
     chain = [model, *fallbacks]
     router = _router(config, model, run)

@@ -465,3 +465,30 @@ def test_a_credential_pasted_into_an_answer_is_masked_before_grading(tmp_path: P
     (request,) = transport.requests
     sent = request.messages[1]["content"]
     assert key not in sent and "«secret:" in sent and "time.sleep" in sent
+
+
+def test_under_local_only_a_hosted_grader_is_refused(tmp_path: Path) -> None:
+    from agent.errors import ConfigError
+
+    config = write_config(tmp_path)
+    review = review_of(tmp_path, config)
+    data = json.loads(config.read_text())
+    data["local_only"] = True
+    data["models"]["hosted"] = {"model": "openai/gpt-4.1-mini", "api_key": "sk-x"}
+    data["ownership"] = {"model": "hosted"}
+    config.write_text(json.dumps(data))
+    transport = FakeTransport(good)
+    with pytest.raises(ConfigError, match="local_only"):
+        check(tmp_path, config, form(review, {1: GOOD["time"]}), transport)
+    assert transport.requests == []
+
+
+def test_a_review_without_fingerprints_still_takes_its_answers(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    review_of(tmp_path, config)
+    saved = json.loads((tmp_path / "ownit-review.json").read_text())
+    for q in saved["questions"]:
+        q.pop("code_fingerprint")  # an artifact from before fingerprints
+    (tmp_path / "ownit-review.json").write_text(json.dumps(saved))
+    result = check(tmp_path, config, "Q1: " + GOOD["time"], FakeTransport(good))
+    assert result.graded[0].status == "understood"
