@@ -12,13 +12,16 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from agent.ledger.periods import label, start_of
-from agent.ledger.records import OwnershipAnswer, OwnershipCheck, utc
 from agent.ledger.reports import Period
-from agent.ledger.store import LedgerStore
+
+if TYPE_CHECKING:  # the report path imports no ORM (a lead's report starts quickly)
+    from agent.ledger.records import OwnershipAnswer, OwnershipCheck
+    from agent.ledger.store import LedgerStore
 
 # Read through lightweight tables: the report needs no ORM.
 _TZ = sa.DateTime(timezone=True)
@@ -54,6 +57,8 @@ def record_check(
     store: LedgerStore, check: OwnershipCheck, answers: Sequence[OwnershipAnswer]
 ) -> None:
     """The check and its verdicts, in one transaction."""
+    from agent.ledger.records import OwnershipAnswer, OwnershipCheck
+
     with store.writing("recording the ownership check") as conn:
         conn.execute(sa.insert(OwnershipCheck).values(check.model_dump()))
         if answers:
@@ -180,8 +185,10 @@ def build(
 
 
 def _moment(value: datetime | str) -> datetime:
-    """An aggregate's time: SQLite hands MIN() of a timestamp back as its text."""
-    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    """An aggregate's time in UTC: SQLite hands MIN() of a timestamp back as its text, and
+    naive (stored as UTC)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _changes(rows: list[OwnershipRow]) -> None:
