@@ -492,3 +492,72 @@ def test_a_review_without_fingerprints_still_takes_its_answers(tmp_path: Path) -
     (tmp_path / "ownit-review.json").write_text(json.dumps(saved))
     result = check(tmp_path, config, "Q1: " + GOOD["time"], FakeTransport(good))
     assert result.graded[0].status == "understood"
+
+
+def test_in_github_actions_a_pr_goes_from_questions_posted_to_ownership_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workflow of examples/github/ownit.yml: a pull_request job reviews and posts; the
+    author replies; the issue_comment job grades the reply, updates the comment, sets the
+    status and the job summary."""
+    from tests import llm_server
+    from tests.test_ci import EVENTS
+
+    config = with_ownership(write_config(tmp_path), require="all")
+    event = json.loads((EVENTS / "github_pull_request.json").read_text())
+    pr = event["pull_request"]
+    base, head = "a" * 40, "b" * 40
+    pr["base"]["sha"], pr["head"]["sha"] = base, head
+    (tmp_path / "pull_request.json").write_text(json.dumps(event))
+    comment_event = {
+        "action": "created",
+        "issue": {
+            "number": 42, "title": pr["title"], "body": pr["body"], "user": pr["user"],
+            "pull_request": {"url": "https://api.github.com/repos/acme/widgets/pulls/42"},
+        },
+        "comment": {"body": "Q1: ...", "user": pr["user"]},
+    }  # fmt: skip
+    (tmp_path / "issue_comment.json").write_text(json.dumps(comment_event))
+    summary = tmp_path / "summary.md"
+    summary.touch()
+    runner = CliRunner()
+    with forge_server.serve() as srv, llm_server.serve() as model:
+        srv.add_github_pr(
+            "acme", "widgets", 42, title=pr["title"], body=pr["body"] or "",
+            author=pr["user"]["login"], base_sha=base, head_sha=head, diff=EXAMPLE.read_text(),
+        )  # fmt: skip
+        data = json.loads(config.read_text())
+        data["models"]["primary"]["api_base"] = f"{model}/v1"
+        config.write_text(json.dumps(data))
+        for name, value in {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "acme/widgets",
+            "GITHUB_API_URL": srv.url,
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "GITHUB_TOKEN": "ghs_test",
+            "OPENAI_API_KEY": "sk-test-unused",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(tmp_path)
+
+        monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "pull_request.json"))
+        reviewed = runner.invoke(app, ["review", "--post", "--config", str(config)])
+        assert reviewed.exit_code == 0, reviewed.output
+        monkeypatch.setenv("GITHUB_EVENT_NAME", "issue_comment")
+        monkeypatch.setenv("GITHUB_EVENT_PATH", str(tmp_path / "issue_comment.json"))
+        first = runner.invoke(app, ["check", "--post", "--config", str(config)])
+        assert first.exit_code == 5, first.output  # questions posted, nothing answered yet
+        answers = "\n\n".join(f"**Q{n}:** {text}" for n, text in enumerate(GOOD.values(), 1))
+        srv.forge.add_comment("acme", "widgets", 42, answers, user="dana-reyes", bot=False)
+        second = runner.invoke(app, ["check", "--post", "--config", str(config), "--out", "o"])
+        assert second.exit_code == 0, second.output
+        states = [s[2]["state"] for s in srv.forge.statuses]
+        body = next(
+            c["body"] for c in srv.comments("acme", "widgets", 42) if "ownit:review" in c["body"]
+        )
+    assert states == ["failure", "success"]
+    assert body.count("## Ownership") == 1 and body.count("✅ understood") == 3
+    assert "Ownership shown" in summary.read_text()
+    verdicts = json.loads((tmp_path / "o" / "ownit-check.json").read_text())
+    assert verdicts["pr_number"] == 42 and verdicts["head_sha"] == head and verdicts["passed"]
