@@ -127,10 +127,11 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
             if ctx.recorder is not None:
                 ctx.recorder.update_run(model_name=decision.switch_to.name)
             made = _switched(made, model.name, f"budget: switched from {replaced}", ctx)
+    spent = _triage_spent(state, ctx)
     if refused is None:
-        made, refused = _within_max_cost(made, diff, ctx, planner, notes)
+        made, refused = _within_max_cost(made, diff, ctx, planner, notes, spent)
     if (root := state.source.repo_root) is not None and refused is None:
-        made = _with_context(made, facts, root, state, ctx, router)
+        made = _with_context(made, facts, root, state, ctx, router, spent)
     if router is not None and refused is None and not state.dry_run:
         router.check(Counter(c.route for c in made.chunks if c.route is not None))
     if state.triage is not None:
@@ -158,11 +159,29 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     return {"plan": made, "refused": refused, "results": [r for r, _ in reused]}
 
 
+def _triage_spent(state: State, ctx: ReviewContext) -> float:
+    """What the triage pass cost (the ledger's rows; in a dry run, its estimate): spent before
+    the plan, it comes out of what --max-cost leaves the chunks."""
+    if state.triage is None:
+        return 0.0
+    if state.dry_run or ctx.recorder is None:
+        return state.triage.cost_usd or 0.0
+    return sum(r.cost_usd or 0.0 for r in ctx.recorder.rows if r.purpose.startswith("triage"))
+
+
 def _within_max_cost(
-    made: Plan, diff: Diff, ctx: ReviewContext, planner: Callable[[Diff], Plan], notes: list[str]
+    made: Plan,
+    diff: Diff,
+    ctx: ReviewContext,
+    planner: Callable[[Diff], Plan],
+    notes: list[str],
+    spent: float = 0.0,
 ) -> tuple[Plan, str | None]:
-    """The plan as --max-cost allows it, and why nothing is sent when nothing is."""
+    """The plan as --max-cost allows it (less what was ``spent`` before it: the triage), and
+    why nothing is sent when nothing is."""
     limit, cost = ctx.settings.max_cost_usd, made.cost_usd
+    if limit is not None:
+        limit = max(0.0, limit - spent)
     if limit is None or cost is None or cost <= limit or not made.chunks:
         return made, None
     if ctx.settings.over_max_cost == "riskiest_first":
@@ -170,9 +189,10 @@ def _within_max_cost(
         if partial is not None:
             notes.append(partial[1])
             return partial[0], None
+    after = f", ${spent:.4f} of it spent on triage" if spent else ""
     return made, (
         f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
-        "(review.max_cost_usd, --max-cost)"
+        f"(review.max_cost_usd, --max-cost{after})"
     )
 
 
@@ -190,9 +210,10 @@ def _with_context(
     state: State,
     ctx: ReviewContext,
     router: Router | None,
+    spent: float,
 ) -> Plan:
     """The plan with surrounding lines in the room its chunks have left, unless that would
-    take it over --max-cost."""
+    take it over --max-cost (less what the triage ``spent``)."""
     shown = with_context(
         made,
         facts,
@@ -202,7 +223,7 @@ def _with_context(
         router=router,
     )
     limit = ctx.settings.max_cost_usd
-    if limit is not None and shown.cost_usd is not None and shown.cost_usd > limit:
+    if limit is not None and shown.cost_usd is not None and shown.cost_usd > limit - spent:
         return made
     return shown
 

@@ -359,3 +359,26 @@ def test_the_triage_setting_is_checked_at_load_with_its_file_and_line(tmp_path: 
     assert where in message and "excerpt_line" in message
     message = load_error(tmp_path, "triage: cheap", rules=False)
     assert "no routing rule matches on risk" in message
+
+
+def test_what_the_triage_spent_comes_out_of_max_cost(srv: LLMServer, tmp_path: Path) -> None:
+    """A triage that costs more than --max-cost leaves the chunks nothing: they are not sent,
+    and the message says where the money went."""
+    config = write_config(tmp_path, srv.url, triage="triage: rater")
+    text = config.read_text().replace(
+        "model: openai/rater-model", "model: openai/rater-model\n    price_source: test"
+    )
+    # The rater at $0.01 a token: its call alone costs more than the $1 limit.
+    head, _, tail = text.partition("openai/rater-model")
+    tail = tail.replace("input_cost_per_token: 0.000001", "input_cost_per_token: 0.01", 1)
+    config.write_text(head + "openai/rater-model" + tail)
+    patch = tmp_path / "change.patch"
+    patch.write_bytes(diff_of(BODIES))
+    request = ReviewRequest(
+        cwd=tmp_path, diff_path=patch, config_path=config, cache=False, max_cost=1.0
+    )
+    result = asyncio.run(run_review(request))
+    (rated,) = [c for c in calls() if c.purpose.startswith("triage")]
+    assert rated.cost_usd is not None and rated.cost_usd > 1.0
+    assert not [c for c in calls() if c.purpose.startswith("chunk-")]
+    assert any("spent on triage" in p for p in result.problems), result.problems
