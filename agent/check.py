@@ -37,7 +37,7 @@ from agent.masking import mask
 from agent.ownership import Check, Graded, Override, gate_passes, required
 from agent.providers import choose_model
 from agent.redact import redact, remember
-from agent.render.comment import MARKER, Previous, previous_state
+from agent.render.comment import MARKER, Previous, previous_state, state_key
 from agent.result import Question, Review
 from agent.review import (
     ReviewRequest,
@@ -126,11 +126,17 @@ def _from_review(path: Path) -> Asked:
 
 def _from_comment(comments: list[Comment]) -> Asked:
     ours = next((c for c in comments if c.body.startswith(MARKER)), None)
-    previous = previous_state(ours.body) if ours else None
+    previous = previous_state(ours.body, state_key(os.environ)) if ours else None
     if ours is None or previous is None or not previous.asked:
         raise InputError(
             "this pull request has no ownit comment with questions to answer",
             hint="run `ownit review --post` for it first (the comment holds the questions)",
+        )
+    if previous.signed is False:
+        raise InputError(
+            "the questions in ownit's comment are not the ones ownit wrote: its state was "
+            "edited, or written without OWNIT_STATE_KEY",
+            hint="run `ownit review --post` again with the same OWNIT_STATE_KEY",
         )
     return Asked(list(previous.asked), [ours.body], previous, ours)
 

@@ -13,6 +13,7 @@ Every byte a reporter writes or posts goes through ``redact``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,14 @@ from agent.forge import MAX_COMMENT, STATUS_CONTEXT, Comment, Forge, ForgeError
 from agent.ownership import Check
 from agent.redact import redact
 from agent.render.artifacts import RENDERERS, write_artifacts
-from agent.render.comment import MARKER, Previous, previous_state, render_comment, with_ownership
+from agent.render.comment import (
+    MARKER,
+    Previous,
+    previous_state,
+    render_comment,
+    state_key,
+    with_ownership,
+)
 from agent.render.markdown import render_markdown
 from agent.render.ownership import render_markdown as render_check
 from agent.render.ownership import verdict_line
@@ -126,10 +134,13 @@ class CommentReporter:
     def deliver(self, review: Review) -> list[str]:
         comments = self.forge.comments()
         ours: Comment | None = next((c for c in comments if c.body.startswith(MARKER)), None)
-        previous: Previous | None = previous_state(ours.body) if ours else None
+        key = state_key(os.environ)
+        previous: Previous | None = previous_state(ours.body, key) if ours else None
+        if previous is not None and previous.signed is False:
+            previous = Previous()  # edited by someone else: nothing in it is ours to carry
         newest = max((c.id for c in comments), default=0)
         limit = MAX_COMMENT[self.forge.host]
-        body = redact(render_comment(review, previous, limit, after=newest))
+        body = redact(render_comment(review, previous, limit, after=newest, key=key))
         if ours is not None:
             try:
                 self.forge.update_comment(ours.id, body)

@@ -561,3 +561,46 @@ def test_in_github_actions_a_pr_goes_from_questions_posted_to_ownership_shown(
     assert "Ownership shown" in summary.read_text()
     verdicts = json.loads((tmp_path / "o" / "ownit-check.json").read_text())
     assert verdicts["pr_number"] == 42 and verdicts["head_sha"] == head and verdicts["passed"]
+
+
+def test_with_a_state_key_an_edited_question_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever can edit others' comments (write access) could swap the questions in ownit's
+    hidden state for easy ones; signed with OWNIT_STATE_KEY, the check refuses them."""
+    from agent.errors import InputError
+    from agent.forge import forge_to_post
+    from agent.reporters import CommentReporter
+
+    config = write_config(tmp_path)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
+    monkeypatch.setenv("OWNIT_STATE_KEY", "a-ci-secret")
+    with forge_server.serve() as srv:
+        srv.add_github_pr(
+            "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
+            base_sha="a" * 40, head_sha="b" * 40, diff=EXAMPLE.read_text(),
+        )  # fmt: skip
+        url = f"{srv}/acme/widgets/pull/42"
+        review = asyncio.run(
+            run_review(
+                ReviewRequest(cwd=tmp_path, pr_url=url, config_path=config),
+                transport=FakeTransport(good),
+            )
+        )
+        CommentReporter(forge_to_post(url, None, os.environ)).deliver(review)
+        srv.forge.add_comment(
+            "acme", "widgets", 42, f"Q1: {GOOD['time']}", user="dana-reyes", bot=False
+        )
+        request = CheckRequest(cwd=tmp_path, pr_url=url, config_path=config)
+        assert (
+            asyncio.run(run_check(request, transport=FakeTransport(good))).graded[0].status
+            == "understood"
+        )
+
+        ours = next(
+            c for c in srv.forge.comments.values() if c.body.startswith("<!-- ownit:review")
+        )
+        question = review.questions[0].question
+        ours.body = ours.body.replace(json.dumps(question)[1:-1], "What is 1 + 1?", 1)
+        with pytest.raises(InputError, match="not the ones ownit wrote"):
+            asyncio.run(run_check(request, transport=FakeTransport(good)))

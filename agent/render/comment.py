@@ -15,8 +15,11 @@ writes them again).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -61,6 +64,8 @@ class Previous:
     # The questions in full, with anchors and code fingerprints (state v2 on).
     asked: tuple[Question, ...] = ()
     numberings: tuple[Numbering, ...] = ()
+    # With a state key: whether the state carries a valid signature (None: no key to check).
+    signed: bool | None = None
 
     def numbering_for(self, comment_id: int | None, when: datetime | None) -> Numbering:
         """The numbering a comment was written against: by comment ids where the state has
@@ -87,13 +92,28 @@ class Previous:
         )
 
 
-def previous_state(body: str) -> Previous | None:
-    """The state a comment of ours carries; None for anyone else's comment."""
+def _canonical(data: dict[str, object]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _signature(data: dict[str, object], key: bytes) -> str:
+    """An HMAC of the state: people who can edit others' comments on a PR (write access) can
+    change its hidden state, but not sign it without the key."""
+    return hmac.new(key, _canonical(data), hashlib.sha256).hexdigest()
+
+
+def previous_state(body: str, key: bytes | None = None) -> Previous | None:
+    """The state a comment of ours carries; None for anyone else's comment. With ``key``,
+    ``signed`` says whether the state is the one ownit wrote."""
     match = _STATE.search(body)
     if not match or not body.startswith(MARKER):
         return None
     try:
         data = json.loads(match["state"])
+        sig = data.pop("sig", None)
+        signed = None
+        if key is not None:
+            signed = isinstance(sig, str) and hmac.compare_digest(sig, _signature(data, key))
         questions = {str(k): str(v) for k, v in (data.get("questions") or {}).items()}
         head = data.get("head") if isinstance(data.get("head"), str) else None
         asked = tuple(_question(item) for item in data.get("qs") or ())
@@ -107,7 +127,7 @@ def previous_state(body: str) -> Previous | None:
             )
             for n in data.get("asked") or ()
         )
-        return Previous(questions, head, asked, numberings)
+        return Previous(questions, head, asked, numberings, signed)
     except (ValueError, AttributeError, TypeError, KeyError, ValidationError):
         return Previous()  # ours, but unreadable: every question counts as new
 
@@ -141,7 +161,12 @@ def _numberings(
 
 
 def _state(
-    review: Review, previous: Previous | None, now: datetime, room: int, after: int | None
+    review: Review,
+    previous: Previous | None,
+    now: datetime,
+    room: int,
+    after: int | None,
+    key: bytes | None,
 ) -> str:
     """The hidden state, in at most ``room`` characters where it can be: over it, question
     texts are shortened, then the numbering history goes, then the questions in full (a check
@@ -180,6 +205,8 @@ def _state(
                 for q in review.questions
             ]
             data["asked"] = numberings[-history:] if history else numberings
+        if key is not None:
+            data["sig"] = _signature(data, key)
         # "--" cannot appear inside an HTML comment; JSON never needs it outside strings.
         text = json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("--", "-\\u002d")
         if len(text) <= room:
@@ -214,10 +241,12 @@ def render_comment(
     *,
     now: datetime | None = None,
     after: int | None = None,
+    key: bytes | None = None,
 ) -> str:
     """The comment body, at most ``limit`` characters. ``after``: the newest comment id on the
-    pull request (answers written after this body is posted have larger ids)."""
-    state = _state(review, previous, now or datetime.now(UTC), limit // 3, after)
+    pull request (answers written after this body is posted have larger ids); ``key`` signs
+    the state (``OWNIT_STATE_KEY``)."""
+    state = _state(review, previous, now or datetime.now(UTC), limit // 3, after, key)
     head = f"{MARKER} {state} -->\n"
     body = render_markdown(review)
     # Fold what a reader opens only when they need it: the walkthrough and what was not
@@ -270,3 +299,9 @@ def with_ownership(body: str, section: str) -> str:
         body = body[:start] + body[end + len(OWNERSHIP_END) :].lstrip("\n")
     head, _, rest = body.partition(" -->\n")
     return f"{head} -->\n{OWNERSHIP_START}\n{section.strip()}\n{OWNERSHIP_END}\n\n{rest}"
+
+
+def state_key(environ: Mapping[str, str]) -> bytes | None:
+    """The key that signs the comment's state: a CI secret, ``OWNIT_STATE_KEY``."""
+    value = environ.get("OWNIT_STATE_KEY")
+    return value.encode() if value else None
