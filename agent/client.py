@@ -96,13 +96,15 @@ class Transport(Protocol):
 
 @dataclass
 class Endpoint:
-    """One model as this run uses it, with what the run has learnt about it."""
+    """One model as this run uses it, with what the run has learnt about it.
+
+    ``facts`` may be given as a function that looks them up: it is called when they are first
+    needed (the first request, or sizing one), so a run does not wait for LiteLLM's price map
+    before it has to."""
 
     model: ResolvedModel
-    facts: ModelFacts
-    window: int = 0
+    lookup: ModelFacts | Callable[[], ModelFacts]
     ratio: float | None = None  # the provider's prompt_tokens / our count, the largest seen
-    send_schema: bool = True
     unusable: ProviderError | None = None  # credentials rejected, model not found
     notes: list[str] = field(default_factory=list)
     # The largest request (estimated prompt + reply limit) the provider has answered: a refusal
@@ -110,10 +112,32 @@ class Endpoint:
     # flaky proxy) and teaches nothing.
     largest_ok: int = 0
     doubted_overflow: bool = False  # the first refusal for size before any answer was retried
+    _facts: ModelFacts | None = field(default=None, init=False, repr=False)
+    _window: int | None = field(default=None, init=False, repr=False)
+    _send_schema: bool | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.window = self.window or self.facts.context_window
-        self.send_schema = self.facts.send_schema
+    @property
+    def facts(self) -> ModelFacts:
+        if self._facts is None:
+            self._facts = self.lookup if isinstance(self.lookup, ModelFacts) else self.lookup()
+        return self._facts
+
+    @property
+    def window(self) -> int:
+        """The window the provider is believed to have (learnt from its refusals)."""
+        return self.facts.context_window if self._window is None else self._window
+
+    @window.setter
+    def window(self, value: int) -> None:
+        self._window = value
+
+    @property
+    def send_schema(self) -> bool:
+        return self.facts.send_schema if self._send_schema is None else self._send_schema
+
+    @send_schema.setter
+    def send_schema(self, value: bool) -> None:
+        self._send_schema = value
 
     @property
     def name(self) -> str:
