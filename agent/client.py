@@ -317,13 +317,13 @@ class ModelClient:
             if value is not None and check is not None:
                 problem = check(value)
             if value is not None and problem is None:
-                record = self.recorder.update(record, outcome="ok")
+                record = await self.recorder.update_async(record, outcome="ok")
                 return Answer(value, endpoint.name, record)
             assert problem is not None
             if reply.truncated:
                 problem = f"the reply was cut off at its token limit; {problem}"
             # The unusable reply was still billed: it stays in the ledger, with why.
-            self.recorder.update(
+            await self.recorder.update_async(
                 record, outcome="invalid_output", error=f"{schema.__name__}: {problem}"
             )
             if repairs_left <= 0:
@@ -389,7 +389,7 @@ class ModelClient:
         while True:
             max_tokens = self._max_tokens(endpoint, our_count)
             tries += 1
-            record = self.recorder.begin(
+            record = await self.recorder.begin_async(
                 purpose=purpose,
                 model_name=model.name,
                 model=model.litellm_model,
@@ -410,7 +410,7 @@ class ModelClient:
             try:
                 completion = await self.transport.complete(request)
             except ProviderError as exc:
-                self._record_error(record, exc, endpoint.facts.price, t0)
+                await self._record_error(record, exc, endpoint.facts.price, t0)
                 size = endpoint.estimate(our_count) + max_tokens
                 first_refusal = not endpoint.largest_ok and not endpoint.doubted_overflow
                 if isinstance(exc, ContextOverflowError) and first_refusal:
@@ -453,7 +453,7 @@ class ModelClient:
                     record.estimated_prompt_tokens, count_tokens(completion.content)
                 )
             priced = _priced(usage, endpoint.facts.price, completion.reported_cost)
-            record = self.recorder.update(
+            record = await self.recorder.update_async(
                 record,
                 outcome="answered",
                 latency_ms=latency,
@@ -473,7 +473,7 @@ class ModelClient:
             )
             return record, completion
 
-    def _record_error(
+    async def _record_error(
         self, record: CallRecord, exc: ProviderError, price: Price | None, t0: float
     ) -> None:
         # A provider that answered with an error status billed nothing; one that never answered
@@ -481,7 +481,7 @@ class ModelClient:
         fields: dict[str, Any] = {"cost_usd": None}
         if not exc.billing_unknown:  # $0, at whatever price, or none
             fields = _cost_fields(cost(TokenUsage(), price)) if price else {"cost_usd": 0.0}
-        self.recorder.update(
+        await self.recorder.update_async(
             record,
             outcome="error",
             latency_ms=round((time.perf_counter() - t0) * 1000),

@@ -212,8 +212,10 @@ async def explain(task: ExplainTask, runtime: Runtime[ReviewContext]) -> dict[st
     ctx = runtime.context
     assert ctx.client is not None
     results = await _explain(task, task.chunk, ctx.client)
-    if ctx.cache is not None and ctx.recorder is not None:
-        ctx.cache.keep(results, ctx.recorder.rows)
+    if (cache := ctx.cache) is not None and ctx.recorder is not None:
+        rows = ctx.recorder.rows
+        # Its commit waits on the ledger's writer thread, not on the event loop.
+        await ctx.recorder.in_writer(lambda: cache.keep(results, rows))
     ctx.progress.chunk_done(task.chunk.label, ok=all(r.ok for r in results))
     return {"results": results}
 
