@@ -243,9 +243,11 @@ OPENAI_POLICY = (
 )
 
 DIFF_BLOCK = re.compile(r"<<<DIFF-(\S+)\n(.*?)DIFF-\1>>>", re.S)
-FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+)\) ===$")
+FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+|new file: [^)]*)\) ===$")
 # One number per line: the old side's for a removed line, the new side's for the rest.
 DIFF_LINE = re.compile(r"^(\d+) ([ +-])(?: (.*))?$")
+# A line of a new file ("new file" in its header): every one added, shown without its "+".
+NEW_FILE_LINE = re.compile(r"^(\d+)(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
 JSON_START = re.compile(r"^\{", re.M)
@@ -363,6 +365,9 @@ def parse_diff(text: str) -> list[FileDiff]:
                 continue
             elif raw.startswith("@@"):
                 files[-1].hunks.append([])
+            elif files[-1].status.startswith("new file") and files[-1].hunks:
+                if m := NEW_FILE_LINE.match(raw):
+                    files[-1].hunks[-1].append(Line(None, int(m[1]), "+", m[2] or ""))
             elif (m := DIFF_LINE.match(raw)) and files[-1].hunks:
                 n, tag = int(m[1]), m[2]
                 old, new = (n, None) if tag == "-" else (None, n)
