@@ -246,6 +246,7 @@ class ModelClient:
         overflow_to_fallback: bool = False,
         models: Sequence[str] | None = None,
         route: str | None = None,
+        prompt_tokens: int | None = None,
     ) -> Answer[T]:
         """A reply that validates as ``schema`` (and passes ``check``, which returns why a
         valid reply is still unusable, or None).
@@ -256,7 +257,8 @@ class ModelClient:
         another ``ModelCallError`` when every model in the chain failed this call.
 
         ``models`` names the chain (a routing rule's; default: the run's model and its
-        fallbacks); ``route`` says why it was chosen, for the ledger.
+        fallbacks); ``route`` says why it was chosen, for the ledger. ``prompt_tokens``: our
+        count of ``messages`` when the caller has it already (the planner counted the chunk).
         """
         failures: list[str] = []
         last: ModelCallError | None = None
@@ -269,7 +271,7 @@ class ModelClient:
             fallback_from = None if endpoint is chain[0] else chain[0].name
             try:
                 return await self._ask(
-                    endpoint, messages, schema, purpose, check, fallback_from, route
+                    endpoint, messages, schema, purpose, check, fallback_from, route, prompt_tokens
                 )
             except ContextOverflowError as exc:
                 if not overflow_to_fallback:
@@ -306,12 +308,14 @@ class ModelClient:
         check: Callable[[T], str | None] | None,
         fallback_from: str | None,
         route: str | None,
+        prompt_tokens: int | None = None,
     ) -> Answer[T]:
         history = list(messages)
         repairs_left = self.settings.repair_attempts
+        known = prompt_tokens  # our count of ``history``, while it is the caller's messages
         while True:
             record, reply = await self._complete(
-                endpoint, history, schema, purpose, fallback_from, route
+                endpoint, history, schema, purpose, fallback_from, route, known
             )
             value, problem = _parse(reply.content, schema)
             if value is not None and check is not None:
@@ -334,6 +338,7 @@ class ModelClient:
                 )
             repairs_left -= 1
             history = self._repair_messages(endpoint, messages, reply, problem)
+            known = None
 
     def _repair_messages(
         self, endpoint: Endpoint, messages: Messages, reply: Completion, problem: str
@@ -382,9 +387,11 @@ class ModelClient:
         purpose: str,
         fallback_from: str | None,
         route: str | None = None,
+        our_count: int | None = None,
     ) -> tuple[CallRecord, Completion]:
         model = endpoint.model
-        our_count = count_messages(messages)
+        if our_count is None:
+            our_count = count_messages(messages)
         tries = 0
         while True:
             max_tokens = self._max_tokens(endpoint, our_count)

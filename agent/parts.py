@@ -101,6 +101,11 @@ class ChunkFile:
         return cls(file, file.hunks, spans)
 
     def render(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # Rendered once: the planner counts it, the prompt carries it, the cache keys on it.
         if self.summary is not None:
             return "\n".join([*file_header(self.file, "not shown"), self.summary])
         return render_file(self.file, self.hunks)
@@ -159,6 +164,10 @@ class Chunk:
         return ".".join(str(n) for n in self.key)
 
     def render(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         return "\n\n".join([*(f.render() for f in self.files), *(c.render() for c in self.context)])
 
     @property
