@@ -821,6 +821,10 @@ def test_a_server_in_its_own_process_reports_what_it_saw() -> None:
         conn.request("POST", "/v1/chat/completions", json.dumps(body))
         conn.getresponse().read()
         seen = srv.records()
+        deadline = time.monotonic() + 10
+        while seen.counts[1] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # an interval is added just after its reply is written
+            seen = srv.records()
         assert seen.counts == (1, 1, 1)
         assert seen.requests[0].path == "/v1/chat/completions"
         assert seen.requests[0].body == body
