@@ -96,13 +96,15 @@ class Transport(Protocol):
 
 @dataclass
 class Endpoint:
-    """One model as this run uses it, with what the run has learnt about it."""
+    """One model as this run uses it, with what the run has learnt about it.
+
+    ``facts`` may be given as a function that looks them up: it is called when they are first
+    needed (the first request, or sizing one), so a run does not wait for LiteLLM's price map
+    before it has to."""
 
     model: ResolvedModel
-    facts: ModelFacts
-    window: int = 0
+    lookup: ModelFacts | Callable[[], ModelFacts]
     ratio: float | None = None  # the provider's prompt_tokens / our count, the largest seen
-    send_schema: bool = True
     unusable: ProviderError | None = None  # credentials rejected, model not found
     notes: list[str] = field(default_factory=list)
     # The largest request (estimated prompt + reply limit) the provider has answered: a refusal
@@ -110,10 +112,32 @@ class Endpoint:
     # flaky proxy) and teaches nothing.
     largest_ok: int = 0
     doubted_overflow: bool = False  # the first refusal for size before any answer was retried
+    _facts: ModelFacts | None = field(default=None, init=False, repr=False)
+    _window: int | None = field(default=None, init=False, repr=False)
+    _send_schema: bool | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.window = self.window or self.facts.context_window
-        self.send_schema = self.facts.send_schema
+    @property
+    def facts(self) -> ModelFacts:
+        if self._facts is None:
+            self._facts = self.lookup if isinstance(self.lookup, ModelFacts) else self.lookup()
+        return self._facts
+
+    @property
+    def window(self) -> int:
+        """The window the provider is believed to have (learnt from its refusals)."""
+        return self.facts.context_window if self._window is None else self._window
+
+    @window.setter
+    def window(self, value: int) -> None:
+        self._window = value
+
+    @property
+    def send_schema(self) -> bool:
+        return self.facts.send_schema if self._send_schema is None else self._send_schema
+
+    @send_schema.setter
+    def send_schema(self, value: bool) -> None:
+        self._send_schema = value
 
     @property
     def name(self) -> str:
@@ -222,6 +246,7 @@ class ModelClient:
         overflow_to_fallback: bool = False,
         models: Sequence[str] | None = None,
         route: str | None = None,
+        prompt_tokens: int | None = None,
     ) -> Answer[T]:
         """A reply that validates as ``schema`` (and passes ``check``, which returns why a
         valid reply is still unusable, or None).
@@ -232,7 +257,8 @@ class ModelClient:
         another ``ModelCallError`` when every model in the chain failed this call.
 
         ``models`` names the chain (a routing rule's; default: the run's model and its
-        fallbacks); ``route`` says why it was chosen, for the ledger.
+        fallbacks); ``route`` says why it was chosen, for the ledger. ``prompt_tokens``: our
+        count of ``messages`` when the caller has it already (the planner counted the chunk).
         """
         failures: list[str] = []
         last: ModelCallError | None = None
@@ -245,7 +271,7 @@ class ModelClient:
             fallback_from = None if endpoint is chain[0] else chain[0].name
             try:
                 return await self._ask(
-                    endpoint, messages, schema, purpose, check, fallback_from, route
+                    endpoint, messages, schema, purpose, check, fallback_from, route, prompt_tokens
                 )
             except ContextOverflowError as exc:
                 if not overflow_to_fallback:
@@ -282,24 +308,26 @@ class ModelClient:
         check: Callable[[T], str | None] | None,
         fallback_from: str | None,
         route: str | None,
+        prompt_tokens: int | None = None,
     ) -> Answer[T]:
         history = list(messages)
         repairs_left = self.settings.repair_attempts
+        known = prompt_tokens  # our count of ``history``, while it is the caller's messages
         while True:
             record, reply = await self._complete(
-                endpoint, history, schema, purpose, fallback_from, route
+                endpoint, history, schema, purpose, fallback_from, route, known
             )
             value, problem = _parse(reply.content, schema)
             if value is not None and check is not None:
                 problem = check(value)
             if value is not None and problem is None:
-                record = self.recorder.update(record, outcome="ok")
+                record = await self.recorder.update_async(record, outcome="ok")
                 return Answer(value, endpoint.name, record)
             assert problem is not None
             if reply.truncated:
                 problem = f"the reply was cut off at its token limit; {problem}"
             # The unusable reply was still billed: it stays in the ledger, with why.
-            self.recorder.update(
+            await self.recorder.update_async(
                 record, outcome="invalid_output", error=f"{schema.__name__}: {problem}"
             )
             if repairs_left <= 0:
@@ -310,6 +338,7 @@ class ModelClient:
                 )
             repairs_left -= 1
             history = self._repair_messages(endpoint, messages, reply, problem)
+            known = None
 
     def _repair_messages(
         self, endpoint: Endpoint, messages: Messages, reply: Completion, problem: str
@@ -358,14 +387,16 @@ class ModelClient:
         purpose: str,
         fallback_from: str | None,
         route: str | None = None,
+        our_count: int | None = None,
     ) -> tuple[CallRecord, Completion]:
         model = endpoint.model
-        our_count = count_messages(messages)
+        if our_count is None:
+            our_count = count_messages(messages)
         tries = 0
         while True:
             max_tokens = self._max_tokens(endpoint, our_count)
             tries += 1
-            record = self.recorder.begin(
+            record = await self.recorder.begin_async(
                 purpose=purpose,
                 model_name=model.name,
                 model=model.litellm_model,
@@ -386,7 +417,7 @@ class ModelClient:
             try:
                 completion = await self.transport.complete(request)
             except ProviderError as exc:
-                self._record_error(record, exc, endpoint.facts.price, t0)
+                await self._record_error(record, exc, endpoint.facts.price, t0)
                 size = endpoint.estimate(our_count) + max_tokens
                 first_refusal = not endpoint.largest_ok and not endpoint.doubted_overflow
                 if isinstance(exc, ContextOverflowError) and first_refusal:
@@ -429,7 +460,7 @@ class ModelClient:
                     record.estimated_prompt_tokens, count_tokens(completion.content)
                 )
             priced = _priced(usage, endpoint.facts.price, completion.reported_cost)
-            record = self.recorder.update(
+            record = await self.recorder.update_async(
                 record,
                 outcome="answered",
                 latency_ms=latency,
@@ -449,7 +480,7 @@ class ModelClient:
             )
             return record, completion
 
-    def _record_error(
+    async def _record_error(
         self, record: CallRecord, exc: ProviderError, price: Price | None, t0: float
     ) -> None:
         # A provider that answered with an error status billed nothing; one that never answered
@@ -457,7 +488,7 @@ class ModelClient:
         fields: dict[str, Any] = {"cost_usd": None}
         if not exc.billing_unknown:  # $0, at whatever price, or none
             fields = _cost_fields(cost(TokenUsage(), price)) if price else {"cost_usd": 0.0}
-        self.recorder.update(
+        await self.recorder.update_async(
             record,
             outcome="error",
             latency_ms=round((time.perf_counter() - t0) * 1000),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +32,9 @@ class NoProgress:
 class ReviewContext:
     settings: ReviewSettings
     model: ResolvedModel
-    facts: ModelFacts
+    # The run's model's facts, looked up when the plan needs them (which may wait for LiteLLM's
+    # price map: ``llm.preload``), not before.
+    facts_of: Callable[[], ModelFacts]
     recorder: Recorder | None = None  # None for dry runs
     client: ModelClient | None = None  # None for dry runs and empty diffs
     progress: Progress = field(default_factory=NoProgress)
@@ -39,3 +42,7 @@ class ReviewContext:
     notes: tuple[str, ...] = ()  # said before the graph ran (a budget that could not be read)
     cache: ContentCache | None = None  # reviews of unchanged files; None: no ledger to hold them
     router: Router | None = None  # routing rules choose each file's model; None: no rules
+
+    @property
+    def facts(self) -> ModelFacts:
+        return self.facts_of()

@@ -11,14 +11,15 @@ provider's message redacted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import math
 import os
 import re
+import threading
 from dataclasses import replace
-from functools import cache
 from importlib.metadata import version
 from types import ModuleType
 from typing import Any
@@ -36,7 +37,7 @@ from agent.errors import (
     TransientError,
 )
 from agent.pricing import Price, TokenUsage, usage_from
-from agent.providers import ModelFacts, ResolvedModel
+from agent.providers import ModelFacts, ResolvedModel, entry_facts, entry_price
 from agent.redact import guard_logger
 
 # Without these litellm fetches its price map at import, loads a .env from the working
@@ -50,13 +51,55 @@ OFFLINE_ENV = {
 DEFAULT_CONTEXT_WINDOW = 8192
 
 
-@cache
+_loaded: ModuleType | None = None
+_loading = threading.Lock()  # held while litellm is imported, by whichever thread does it
+_loader: threading.Thread | None = None
+
+
 def litellm() -> ModuleType:
-    """Import litellm on first use only: it costs ~1.5 s and 2,700 modules."""
+    """Import litellm on first use only: it costs ~1.5 s and 2,700 modules. When ``preload``
+    started the import on its thread, this waits for it to finish."""
+    global _loaded
+    if _loaded is not None:
+        return _loaded
+    with _loading:
+        if _loaded is None:
+            _loaded = _import_litellm()
+        return _loaded
+
+
+def preload() -> None:
+    """Start importing litellm on a background thread, so that the review reads, parses, masks
+    and plans the diff meanwhile and its first request leaves as soon as both are done.
+
+    The thread is not a daemon: a run that ends before it needs litellm (a bad config) waits
+    for the import at exit rather than tearing the interpreter down under it. What else the
+    main thread imports meanwhile must not be half of an import cycle with litellm's modules
+    (two threads importing each other's modules deadlock); tiktoken is the one both import, so
+    it is loaded here first. An import that fails on the thread fails again, and is reported,
+    where litellm is first used."""
+    global _loader
+    if _loaded is not None or _loader is not None:
+        return
+    from agent.tokens import encoding
+
+    encoding()
+    _loader = threading.Thread(target=_load_quietly, name="ownit-import-litellm")
+    _loader.start()
+
+
+def _load_quietly() -> None:
+    with contextlib.suppress(BaseException):
+        litellm()
+
+
+def _import_litellm() -> ModuleType:
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
     # Collecting during this import is wasted work: almost everything it allocates lives for
-    # the rest of the process. Freezing keeps later collections from re-scanning it.
+    # the rest of the process. Freezing keeps later collections from re-scanning it. (On the
+    # preload thread this also pauses collection for the main thread's planning, and freezes
+    # what it holds by then: the run's diff and plan, which live to its end anyway.)
     gc.disable()
     try:
         import litellm as module
@@ -82,6 +125,11 @@ def price_map_source() -> str:
 
 
 def model_facts(model: ResolvedModel) -> ModelFacts:
+    """What the run needs to know about ``model``: providers.yaml's figures, LiteLLM's map for
+    the ones it does not give. A model providers.yaml describes in full is not looked up, so
+    planning for it does not wait for LiteLLM to load (``preload``)."""
+    if (configured := entry_facts(model.entry)) is not None:
+        return configured
     lib = litellm()
     try:
         info = lib.get_model_info(model.litellm_model)
@@ -105,17 +153,8 @@ def _price(model: ResolvedModel, info: dict[str, Any]) -> Price | None:
     ``completion_cost``: its one float cannot say which rates it applied (so the ledger could
     not store them), it is 0.0 rather than unknown for models it cannot price, and it drops
     the Vertex regional uplift unless told the location."""
-    entry = model.entry
-    if entry.input_cost_per_token is not None and entry.output_cost_per_token is not None:
-        # Configured on purpose, zero included (a local server costs nothing per token).
-        return Price(
-            entry.input_cost_per_token,
-            entry.output_cost_per_token,
-            entry.cache_read_input_token_cost,
-            f"providers.yaml ({entry.price_source})" if entry.price_source else "providers.yaml",
-            entry.cache_creation_input_token_cost,
-            entry.cache_creation_input_token_cost_above_1hr,
-        )
+    if (configured := entry_price(model.entry)) is not None:
+        return configured
     price = _map_price(info)
     return None if price is None else _uplifted(price, model, info)
 

@@ -32,6 +32,7 @@ from agent.routing import Router
 from agent.schema import ChunkReview, Synthesis
 from agent.state import ChunkResult, ExplainTask, Failure, State
 from agent.surround import worktree_reader
+from agent.tokens import count_messages
 
 
 async def load(state: State) -> dict[str, Any]:
@@ -274,23 +275,34 @@ async def explain(task: ExplainTask, runtime: Runtime[ReviewContext]) -> dict[st
     ctx = runtime.context
     assert ctx.client is not None
     results = await _explain(task, task.chunk, ctx.client)
-    if ctx.cache is not None and ctx.recorder is not None:
-        ctx.cache.keep(results, ctx.recorder.rows)
+    if (cache := ctx.cache) is not None and ctx.recorder is not None:
+        rows = ctx.recorder.rows
+        # Its commit waits on the ledger's writer thread, not on the event loop.
+        await ctx.recorder.in_writer(lambda: cache.keep(results, rows))
     ctx.progress.chunk_done(task.chunk.label, ok=all(r.ok for r in results))
     return {"results": results}
 
 
-def _messages(task: ExplainTask, chunk: Chunk | None) -> list[dict[str, str]]:
+def _messages(
+    task: ExplainTask, chunk: Chunk | None, diff: str | None = None
+) -> list[dict[str, str]]:
     text = chunk.render() if chunk is not None else ""
     return prompts.load("chunk").render(
         schema=schema_text(ChunkReview),
         nonce=prompts.fence_nonce(text),
-        diff=text,
+        diff=text if diff is None else diff,
         title=task.title,
         repo=task.repo,
         part=chunk.id if chunk is not None else "1",
         parts=str(task.parts),
     )
+
+
+def _prompt_tokens(task: ExplainTask, chunk: Chunk) -> int:
+    """Our count of a chunk's prompt: the prompt around the diff, counted, and the diff's own
+    tokens as the planner counted them (``Chunk.tokens``), not counted again (tokenizing a
+    full chunk is most of what the event loop does per call)."""
+    return count_messages(_messages(task, chunk, diff="")) + chunk.tokens
 
 
 async def _explain(
@@ -310,6 +322,7 @@ async def _explain(
             overflow_to_fallback=to_fallback,
             models=models,
             route=route.why if route is not None else None,
+            prompt_tokens=_prompt_tokens(task, chunk),
         )
     except ContextOverflowError as exc:
         halves = split_chunk(chunk)

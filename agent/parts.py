@@ -10,11 +10,12 @@ as ``Context``, marked as such: not part of the change, never coverage.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from agent.diff import DiffLine, FileDiff, Hunk, LineKind
+from agent.diff import DiffLine, FileDiff, FileStatus, Hunk, LineKind
 
 
 def render_line(line: DiffLine) -> str:
@@ -24,8 +25,34 @@ def render_line(line: DiffLine) -> str:
     return f"{number} {line.kind.value} {line.text}"
 
 
+def render_new_line(line: DiffLine) -> str:
+    """A line of a new file: every one is added, so the `+` says nothing (a token a line);
+    the file's header says so once instead."""
+    return f"{line.new_no} {line.text}"
+
+
+def is_new(file: FileDiff) -> bool:
+    """A wholly added file: every line of it is an addition."""
+    return file.status is FileStatus.ADDED and all(
+        line.kind is LineKind.ADDED for hunk in file.hunks for line in hunk.lines
+    )
+
+
+def line_renderer(file: FileDiff) -> Callable[[DiffLine], str]:
+    """How the lines of ``file`` are shown (and sized)."""
+    return render_new_line if is_new(file) else render_line
+
+
+# The header of a new file, whose lines are shown without their `+` (``render_new_line``).
+NEW_FILE = "new file: every line added, shown as number and text"
+
+
 def file_header(file: FileDiff, note: str = "") -> list[str]:
-    status = f"{file.status.value}, {note}" if note else file.status.value
+    status = file.status.value
+    if note:
+        status = f"{status}, {note}"
+    elif is_new(file):
+        status = NEW_FILE
     out = [f"=== FILE {file.path} ({status}) ==="]
     if file.old_path and file.new_path and file.old_path != file.new_path:
         out.append(f"(was {file.old_path})")
@@ -37,9 +64,10 @@ def file_header(file: FileDiff, note: str = "") -> list[str]:
 def render_file(file: FileDiff, hunks: tuple[Hunk, ...] | None = None) -> str:
     """A file as the model sees it: a header, then hunks, a line number on every line."""
     parts = file_header(file)
+    render = line_renderer(file)
     for hunk in file.hunks if hunks is None else hunks:
         parts.append(hunk.header)
-        parts.extend(render_line(line) for line in hunk.lines)
+        parts.extend(render(line) for line in hunk.lines)
     return "\n".join(parts)
 
 
@@ -73,6 +101,11 @@ class ChunkFile:
         return cls(file, file.hunks, spans)
 
     def render(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
+        # Rendered once: the planner counts it, the prompt carries it, the cache keys on it.
         if self.summary is not None:
             return "\n".join([*file_header(self.file, "not shown"), self.summary])
         return render_file(self.file, self.hunks)
@@ -131,6 +164,10 @@ class Chunk:
         return ".".join(str(n) for n in self.key)
 
     def render(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         return "\n\n".join([*(f.render() for f in self.files), *(c.render() for c in self.context)])
 
     @property

@@ -32,6 +32,38 @@ class ModelFacts:
     send_schema: bool
 
 
+def entry_price(entry: ModelEntry) -> Price | None:
+    """The price providers.yaml gives a model, or None when it gives none (both rates are
+    needed: one alone does not replace LiteLLM's)."""
+    if entry.input_cost_per_token is None or entry.output_cost_per_token is None:
+        return None
+    # Configured on purpose, zero included (a local server costs nothing per token).
+    return Price(
+        entry.input_cost_per_token,
+        entry.output_cost_per_token,
+        entry.cache_read_input_token_cost,
+        f"providers.yaml ({entry.price_source})" if entry.price_source else "providers.yaml",
+        entry.cache_creation_input_token_cost,
+        entry.cache_creation_input_token_cost_above_1hr,
+    )
+
+
+def entry_facts(entry: ModelEntry) -> ModelFacts | None:
+    """The model's facts from providers.yaml alone, when it gives every one LiteLLM's map
+    could (window, reply limit, both prices): the map's would be overridden anyway, so the run
+    need not wait for LiteLLM to load to plan. None when any is missing."""
+    price = entry_price(entry)
+    if entry.context_window is None or entry.max_output_tokens is None or price is None:
+        return None
+    return ModelFacts(
+        context_window=entry.context_window,
+        window_known=True,
+        max_output_tokens=entry.max_output_tokens,
+        price=price,
+        send_schema=entry.structured_output != "prompt",
+    )
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model ready to call: environment references expanded, the key kept secret."""

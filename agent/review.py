@@ -10,7 +10,7 @@ import asyncio
 import os
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,10 +30,10 @@ from agent.gateway import Attribution
 from agent.graph import build_graph
 from agent.ledger import LedgerStore, Recorder, RunInfo
 from agent.ledger.store import host_name
-from agent.llm import LiteLLMTransport, model_facts
+from agent.llm import LiteLLMTransport, model_facts, preload
 from agent.masking import Finding
 from agent.plan import Plan, estimate_cost
-from agent.providers import ResolvedModel, catalogue, choose_model, is_local, resolve
+from agent.providers import ModelFacts, ResolvedModel, catalogue, choose_model, is_local, resolve
 from agent.redact import redact, remember
 from agent.result import Review
 from agent.reuse import ContentCache
@@ -186,7 +186,7 @@ async def dry_run(request: ReviewRequest) -> DryRun:
         ctx = ReviewContext(
             settings=config.review,
             model=model,
-            facts=facts,
+            facts_of=lambda: facts,
             budget=guard,
             notes=(budget_note,) if budget_note else (),
             cache=_cache(store, request, run, model, write=False, router=router),
@@ -286,6 +286,10 @@ def _cache(
     )
 
 
+def _facts_of(model: ResolvedModel) -> Callable[[], ModelFacts]:
+    return lambda: model_facts(model)
+
+
 def _router(config: Config, model: ResolvedModel, run: RunInfo) -> Router | None:
     if not config.routing.rules:
         return None
@@ -332,6 +336,8 @@ async def run_review(
     the review of what was done by then is returned with ``interrupted`` set, every call still in
     flight is recorded as outcome unknown, and the run row says ``interrupted``.
     """
+    if transport is None:
+        preload()  # LiteLLM loads while the diff is read, parsed, masked and planned
     source, config = _prepare(request)
     # An empty diff is a complete review with nothing in it; it needs no model or key.
     empty = not source.data.strip()
@@ -356,19 +362,21 @@ async def run_review(
     )
     # Every configured key is known to the redaction at the edges, not only this run's.
     remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
-    endpoints = [Endpoint(m, model_facts(m)) for m in chain]
+    # Facts are looked up when first needed: for a model providers.yaml does not describe in
+    # full, that waits for LiteLLM's map, which is loading meanwhile.
+    endpoints = [Endpoint(m, _facts_of(m)) for m in chain]
     client = ModelClient(
         endpoints,
         transport or LiteLLMTransport(redact, Attribution.of(run)),
         recorder,
         config.review,
-        routed=[Endpoint(m, model_facts(m)) for m in routed],
+        routed=[Endpoint(m, _facts_of(m)) for m in routed],
     )
     guard, budget_note = (None, None) if empty else _budget(store, run.team, config)
     ctx = ReviewContext(
         settings=config.review,
         model=model,
-        facts=endpoints[0].facts,
+        facts_of=lambda: endpoints[0].facts,
         recorder=recorder,
         client=None if empty else client,
         progress=progress or NoProgress(),

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, FileDiff, Hunk
-from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, render_line
+from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, line_renderer
 from agent.tokens import count_tokens, truncate
 from agent.triage import decide
 
@@ -94,7 +95,7 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
     if budget - parts.head - _SLACK < _MIN_KEPT:
         notes.append(over)
     for index, hunk in enumerate(file.hunks):
-        size = count_tokens("\n".join([hunk.header, *map(render_line, hunk.lines)])) + 1
+        size = count_tokens("\n".join([hunk.header, *map(parts.render, hunk.lines)])) + 1
         if parts.used + size <= budget:
             parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
             continue
@@ -120,6 +121,7 @@ class _Filler:
     def __init__(self, file: FileDiff, budget: int) -> None:
         self.file, self.budget = file, budget
         self.head = count_tokens("\n".join(file_header(file)))
+        self.render = line_renderer(file)
         self.out: list[tuple[ChunkFile, int]] = []
         self.spans: list[HunkSpan] = []
         self.hunks: list[Hunk] = []
@@ -156,7 +158,7 @@ def _add_in_pieces(parts: _Filler, index: int, hunk: Hunk) -> list[str]:
     # A piece's own header also says which lines of the hunk it holds.
     header = count_tokens(f"{hunk.header} (lines {n}-{n} of {n})") + 4
     fresh = max(parts.budget - parts.head - _SLACK, _MIN_KEPT)
-    costs, cut = _line_costs(hunk, fresh - header)
+    costs, cut = _line_costs(hunk, fresh - header, parts.render)
     starts = sorted(boundaries(hunk.lines))
     start = 0
     while start < n:
@@ -179,7 +181,9 @@ def _add_in_pieces(parts: _Filler, index: int, hunk: Hunk) -> list[str]:
     return notes
 
 
-def _line_costs(hunk: Hunk, room: int) -> tuple[list[int], dict[int, DiffLine]]:
+def _line_costs(
+    hunk: Hunk, room: int, render_line: Callable[[DiffLine], str]
+) -> tuple[list[int], dict[int, DiffLine]]:
     """Each line's tokens once rendered (with its newline); a single line longer than ``room``
     (minified or generated text) is cut to fit, with a visible marker, and returned by index so
     the review can say so."""

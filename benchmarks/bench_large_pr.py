@@ -6,8 +6,10 @@
         [--shape mixed|new-files] [--parts sizes,rereview,latency,overhead]
         [--python312 PATH] [--seed 0]
 
-Everything talks to ``tests/llm_server.serve()`` on a loopback port, in this process, which
-records every request body and times every request; the benchmark counts the tokens. Four parts
+Everything talks to the stand-in vendor ``tests/llm_server.py`` on a loopback port, in its own
+process (``serve_apart``: its work does not compete with an in-process review for this
+interpreter), which records every request body and times every request; the benchmark reads
+them through its ``GET /_records`` and counts the tokens. Four parts
 (issue 15; ``--parts`` chooses); benchmarks/README.md says how pr-agent is installed and run:
 
 1. Sizes. Generated diffs (``_corpus.large_pr``) of about 10 ... 50,000 changed lines, reviewed by
@@ -97,17 +99,18 @@ class Capture:
         srv = self.srv
         # An interval is appended just after its reply is written: let the last ones land.
         deadline = time.perf_counter() + 2
-        while len(srv.intervals) < len(srv.requests) and time.perf_counter() < deadline:
+        seen = srv.records(self.marks)
+        while len(seen.intervals) < len(seen.requests) and time.perf_counter() < deadline:
             time.sleep(0.005)
-        self.requests = list(srv.requests[self.marks[0] :])
-        self.intervals = list(srv.intervals[self.marks[1] :])
-        self.billed = list(srv.billed[self.marks[2] :])
+            seen = srv.records(self.marks)
+        self.requests = seen.requests
+        self.intervals = seen.intervals
+        self.billed = seen.billed
 
 
 @contextmanager
 def captured(srv: Any) -> Iterator[Capture]:
-    marks = (len(srv.requests), len(srv.intervals), len(srv.billed))
-    cap = Capture(srv, marks, time.perf_counter())
+    cap = Capture(srv, srv.counts(), time.perf_counter())
     yield cap
     cap.finish()
 
@@ -790,10 +793,10 @@ def versions(pr_agent: PrAgent | None) -> str:
 
 
 async def bench_all(args: argparse.Namespace, tmp: Path, exe: Path | None, why: str) -> None:
-    from tests.llm_server import serve
+    from tests.llm_server import serve_apart
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    with serve() as srv:
+    with serve_apart() as srv:
         ownit = Ownit(tmp, srv.url, args.concurrency, ownit_has_flag("--no-cache"))
         pr_agent = PrAgent(exe, tmp, srv.url, args.pr_agent_calls) if exe else None
         bench = Bench(args, tmp, srv, ownit, pr_agent)

@@ -248,9 +248,11 @@ OPENAI_POLICY = (
 )
 
 DIFF_BLOCK = re.compile(r"<<<DIFF-(\S+)\n(.*?)DIFF-\1>>>", re.S)
-FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+)\) ===$")
+FILE_HEADER = re.compile(r"^=== FILE (.+) \((\w+|new file: [^)]*)\) ===$")
 # One number per line: the old side's for a removed line, the new side's for the rest.
 DIFF_LINE = re.compile(r"^(\d+) ([ +-])(?: (.*))?$")
+# A line of a new file ("new file" in its header): every one added, shown without its "+".
+NEW_FILE_LINE = re.compile(r"^(\d+)(?: (.*))?$")
 QUESTION_LINE = re.compile(r"^\s*\[Q(\d+)\].*$", re.M)
 RISK_WORD = re.compile(r"\brisk\W{0,4}(high|medium|low)\b", re.I)
 JSON_START = re.compile(r"^\{", re.M)
@@ -375,6 +377,9 @@ def parse_diff(text: str) -> list[FileDiff]:
                 continue
             elif raw.startswith("@@"):
                 files[-1].hunks.append([])
+            elif files[-1].status.startswith("new file") and files[-1].hunks:
+                if m := NEW_FILE_LINE.match(raw):
+                    files[-1].hunks[-1].append(Line(None, int(m[1]), "+", m[2] or ""))
             elif (m := DIFF_LINE.match(raw)) and files[-1].hunks:
                 n, tag = int(m[1]), m[2]
                 old, new = (n, None) if tag == "-" else (None, n)
@@ -1332,6 +1337,32 @@ class _Handler(BaseHTTPRequestHandler):
             data = data[: len(data) // 2]
         self.wfile.write(data)
 
+    def do_GET(self) -> None:
+        """``GET /_records?since=R,I,B``: what the server has seen, for a client in another
+        process (``serve_apart``): the requests, intervals and billed replies from those
+        offsets on, with the stats and the totals. Not a request it records."""
+        parts = urlsplit(self.path)
+        if parts.path != "/_records":
+            self.send_error(404)
+            return
+        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        since = [int(n) for n in query.get("since", "0,0,0").split(",")]
+        server = self.server
+        with server.lock:
+            records = {
+                "counts": [len(server.received), len(server.intervals), len(server.billed)],
+                "requests": [list(r) for r in server.received[since[0] :]],
+                "intervals": server.intervals[since[1] :],
+                "billed": server.billed[since[2] :],
+                "stats": dict(server.stats),
+            }
+        data = json.dumps(records).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _reset(self) -> None:
         """Close the connection with an RST (SO_LINGER 0), sending no HTTP response."""
         self.close_connection = True
@@ -1426,6 +1457,70 @@ def serve(
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@dataclass(frozen=True)
+class Records:
+    """What a server in another process had seen (``GET /_records``): from given offsets on."""
+
+    counts: tuple[int, int, int]  # requests, intervals, billed: all of them so far
+    requests: list[Request]
+    intervals: list[tuple[float, float]]
+    billed: list[tuple[str, int, int]]
+    stats: dict[str, int]
+
+
+class ApartServer(str):
+    """The base URL of a server running in its own process (``serve_apart``), and ``records``:
+    what it has seen. Its intervals are ``time.perf_counter()`` values of that process, which
+    on Linux and macOS is the system's monotonic clock: comparable with this process's."""
+
+    @property
+    def url(self) -> str:
+        return str(self)
+
+    def counts(self) -> tuple[int, int, int]:
+        """How many requests, intervals and billed replies it has seen so far."""
+        return self.records((2**62,) * 3).counts
+
+    def records(self, since: tuple[int, int, int] = (0, 0, 0)) -> Records:
+        from urllib.request import urlopen
+
+        with urlopen(f"{self}/_records?since={','.join(map(str, since))}", timeout=30) as r:
+            data = json.loads(r.read())
+        return Records(
+            counts=tuple(data["counts"]),  # type: ignore[arg-type]
+            requests=[Request(*r) for r in data["requests"]],
+            intervals=[tuple(i) for i in data["intervals"]],  # type: ignore[misc]
+            billed=[tuple(b) for b in data["billed"]],  # type: ignore[misc]
+            stats=data["stats"],
+        )
+
+
+@contextmanager
+def serve_apart(host: str = "127.0.0.1") -> Iterator[ApartServer]:
+    """The server in a process of its own, so that its work (parsing each request, counting
+    its tokens, writing the reply) does not compete with the client's for this process's
+    interpreter; a benchmark reads what it saw through ``records``."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.llm_server", "--host", host, "--port", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the stand-in server did not start (said {url!r})")
+        yield ApartServer(url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def main() -> None:

@@ -825,3 +825,63 @@ def test_an_empty_hunk_after_a_full_part_is_still_sent(budget: int) -> None:
     diff = parse_diff(f"--- a/x.py\n+++ b/x.py\n{hunks}@@ -100,0 +100,0 @@\n")
     assert diff.files[0].hunks[-1].lines == ()
     assert_complete_and_within_budget(diff, pack(diff, budget), allow_cut=True)
+
+
+NEW_AND_MODIFIED = """\
+diff --git a/src/fresh.py b/src/fresh.py
+new file mode 100644
+--- /dev/null
++++ b/src/fresh.py
+@@ -0,0 +1,3 @@
++def fresh(x):
++    -x  # a line that starts with a minus once its indent is gone
++    return x
+diff --git a/src/old.py b/src/old.py
+--- a/src/old.py
++++ b/src/old.py
+@@ -1,2 +1,2 @@
+ def old():
+-    return 1
++    return 2
+"""
+
+
+def test_a_new_files_lines_are_shown_without_their_plus_and_its_header_says_so() -> None:
+    fresh, old = parse_diff(NEW_AND_MODIFIED).files
+    assert render_file(fresh).splitlines() == [
+        "=== FILE src/fresh.py (new file: every line added, shown as number and text) ===",
+        "@@ -0,0 +1,3 @@",
+        "1 def fresh(x):",
+        "2     -x  # a line that starts with a minus once its indent is gone",
+        "3     return x",
+    ]
+    # A changed file keeps its marks: its lines are of three kinds.
+    assert render_file(old).splitlines()[2:] == [
+        "1   def old():",
+        "2 -     return 1",
+        "2 +     return 2",
+    ]
+    # The system prompt tells the model how to read both.
+    system = prompts.load("chunk").render(
+        schema="", nonce="0", diff="", title="", repo="", part="1", parts="1"
+    )[0]["content"]
+    assert '"new file"' in system and "number and text only" in system
+
+
+def test_a_new_file_split_into_pieces_is_sized_as_it_is_shown() -> None:
+    lines = [f"+    value_{i} = compute_{i}(argument_{i})  # line {i}" for i in range(400)]
+    text = (
+        "diff --git a/big.py b/big.py\nnew file mode 100644\n--- /dev/null\n+++ b/big.py\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n" + "\n".join(lines) + "\n"
+    )
+    diff = parse_diff(text)
+    budget = 1500
+    packing = pack(diff, budget)
+    assert len(packing.chunks) > 2
+    for chunk in packing.chunks:
+        assert chunk.tokens == count_tokens(chunk.render())
+        assert " + " not in chunk.render()
+    # Sized without the marks, the pieces fill their chunks: each but the last holds at least
+    # 96% of the budget (sized with them, as if shown with them, about 94%).
+    assert all(c.tokens >= 0.96 * budget for c in packing.chunks[:-1])
+    assert_complete_and_within_budget(diff, packing)

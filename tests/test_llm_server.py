@@ -809,3 +809,26 @@ def test_intervals_cover_each_request_and_its_latency(srv: LLMServer) -> None:
     assert len(srv.intervals) == len(srv.requests) == 2
     slow, fast = sorted(srv.intervals, key=lambda iv: iv[1] - iv[0], reverse=True)
     assert slow[1] - slow[0] >= 0.05 > fast[1] - fast[0]
+
+
+def test_a_server_in_its_own_process_reports_what_it_saw() -> None:
+    from tests.llm_server import serve_apart
+
+    with serve_apart() as srv:
+        assert srv.counts() == (0, 0, 0)
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        conn = http.client.HTTPConnection(urlsplit(srv.url).netloc, timeout=30)
+        conn.request("POST", "/v1/chat/completions", json.dumps(body))
+        conn.getresponse().read()
+        seen = srv.records()
+        deadline = time.monotonic() + 10
+        while seen.counts[1] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # an interval is added just after its reply is written
+            seen = srv.records()
+        assert seen.counts == (1, 1, 1)
+        assert seen.requests[0].path == "/v1/chat/completions"
+        assert seen.requests[0].body == body
+        assert seen.billed[0][0] == "m"
+        start, end = seen.intervals[0]
+        assert start <= end <= time.perf_counter()  # the same clock as this process's
+        assert srv.records((1, 1, 1)).requests == []

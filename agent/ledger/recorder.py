@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +23,7 @@ from typing import IO, Any
 from agent.errors import LedgerError
 from agent.ledger.records import CallRecord, RunInfo
 from agent.ledger.store import LedgerStore, live_runs, spool_dir
+from agent.ledger.writer import Writer
 from agent.redact import redact
 
 
@@ -50,6 +51,7 @@ class Recorder:
         self._calls: dict[str, CallRecord] = {}
         self._attempts: dict[str, int] = {}
         self._started = False
+        self._thread: Writer | None = None  # started by the first write from a coroutine
         if store is None and error is None:
             self.error = LedgerError("no ledger was opened")
 
@@ -80,7 +82,11 @@ class Recorder:
                     self.store.start_run(self.run)
                     self._started = True
                     live_runs[self.run.id] = self
-                op(self.store)
+                store = self.store
+                if self._thread is not None:  # behind the call writes already queued
+                    self._thread.wait(lambda: op(store))
+                else:
+                    op(store)
             except LedgerError as exc:
                 self._fail(exc)
 
@@ -98,6 +104,41 @@ class Recorder:
         route: str | None = None,
     ) -> CallRecord:
         """Write a call as pending; call this before its request is sent."""
+        record = self._pending(
+            purpose, model_name, model, provider, estimated_prompt_tokens, fallback_from, route
+        )
+        self._save(record, first=True)
+        return record
+
+    async def begin_async(
+        self,
+        *,
+        purpose: str,
+        model_name: str,
+        model: str,
+        provider: str,
+        estimated_prompt_tokens: int,
+        fallback_from: str | None = None,
+        route: str | None = None,
+    ) -> CallRecord:
+        """``begin``, its write on the writer thread: the event loop goes on with other calls
+        while it commits, and the caller sends its request only once it is written."""
+        record = self._pending(
+            purpose, model_name, model, provider, estimated_prompt_tokens, fallback_from, route
+        )
+        await self._save_async(record, first=True)
+        return record
+
+    def _pending(
+        self,
+        purpose: str,
+        model_name: str,
+        model: str,
+        provider: str,
+        estimated_prompt_tokens: int,
+        fallback_from: str | None,
+        route: str | None,
+    ) -> CallRecord:
         attempt = self._attempts.get(purpose, 0) + 1
         self._attempts[purpose] = attempt
         run = self.run
@@ -121,7 +162,6 @@ class Recorder:
         )
         if not self._started:
             self._run_op(lambda s: None)
-        self._save(record, first=True)
         return record
 
     def update(self, record: CallRecord, **changes: Any) -> CallRecord:
@@ -133,21 +173,67 @@ class Recorder:
         self._save(new, first=False)
         return new
 
-    def _save(self, record: CallRecord, *, first: bool) -> None:
+    async def update_async(self, record: CallRecord, **changes: Any) -> CallRecord:
+        """``update``, its write on the writer thread; it returns once the state is written."""
+        new = CallRecord.model_validate({**record.model_dump(), **changes})
+        await self._save_async(new, first=False)
+        return new
+
+    async def in_writer(self, write: Callable[[], None]) -> None:
+        """Another write to the run's ledger (the content cache's) on the writer thread, in
+        order with the calls'; ``write`` handles its own errors."""
+        if self.store is None:
+            write()
+        else:
+            await self._writer().run(write)
+
+    def _writer(self) -> Writer:
+        if self._thread is None:
+            self._thread = Writer()
+        return self._thread
+
+    def _kept(self, record: CallRecord) -> CallRecord:
         if record.error:  # provider text: the ledger and the spool get it without credentials
             record = record.model_copy(update={"error": redact(record.error)})
         self._calls[record.idempotency_key] = record
+        return record
+
+    def _write(self, record: CallRecord, first: bool) -> Callable[[], None]:
+        assert self.store is not None
+        store = self.store
+        if first:
+            return lambda: store.insert_call(record)
+        return lambda: store.update_call(record)
+
+    def _save(self, record: CallRecord, *, first: bool) -> None:
+        record = self._kept(record)
         if self.store is not None and self.error is None:
+            write = self._write(record, first)
             try:
-                if first:
-                    self.store.insert_call(record)
-                else:
-                    self.store.update_call(record)
+                # Behind the writes already queued, when there is a writer thread.
+                self._thread.wait(write) if self._thread is not None else write()
                 return
             except LedgerError as exc:
-                self._fail(exc)
-                return  # _fail spooled every call, this one included
+                self._failed(exc, record)
+                return
         self._append(record)
+
+    async def _save_async(self, record: CallRecord, *, first: bool) -> None:
+        record = self._kept(record)
+        if self.store is not None and self.error is None:
+            try:
+                await self._writer().run(self._write(record, first))
+                return
+            except LedgerError as exc:
+                self._failed(exc, record)
+                return
+        self._append(record)
+
+    def _failed(self, exc: LedgerError, record: CallRecord) -> None:
+        if self.error is None:
+            self._fail(exc)  # spools every call so far, this one included
+        else:  # a write queued before the ledger failed, failing in turn: the spool has the rest
+            self._append(record)
 
     def _fail(self, exc: LedgerError) -> None:
         """The ledger stopped working: from now on everything goes to the spool, starting with
@@ -197,6 +283,9 @@ class Recorder:
         return self._spool_failed
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.close()
+            self._thread = None
         if live_runs.get(self.run.id) is self:
             del live_runs[self.run.id]
         if self._spool_file is not None:
