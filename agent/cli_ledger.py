@@ -193,7 +193,8 @@ def ledger_report(
         if chosen not in REPORT_FORMATS:
             raise InputError(f"--format {fmt!r}: choose {', '.join(REPORT_FORMATS)}")
         with _importing():
-            from agent.ledger import LedgerStore, formats, spend
+            from agent.ledger import formats, spend
+            from agent.ledger.database import Database
         span = HTML_SPAN if chosen == "html" else DEFAULT_SPAN
         query = _query(by, period, since, until, top, rising, span)
         if view.strip().lower() == "ownership":
@@ -202,7 +203,7 @@ def ledger_report(
         if view.strip().lower() != "spend":
             raise InputError(f"--view {view!r}: choose spend or ownership")
 
-        store = LedgerStore(ledger)
+        store = Database(ledger)
         if chosen == "html":
             text = formats.render_html(
                 spend.overview(store, query), ownership=_ownership_html(store, query)
@@ -444,8 +445,8 @@ def budget_set(
     ledger: LedgerOpt = None,
 ) -> None:
     """Set a team's monthly budget, from this month (or --from) on."""
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import set_budget
+    from agent.ledger.database import Database
 
     with user_errors():
         if on_exceed not in ("refuse", "downgrade", "warn"):
@@ -453,7 +454,7 @@ def budget_set(
         if downgrade_to and on_exceed != "downgrade":
             raise InputError("--downgrade-to needs --on-exceed downgrade")
         row = set_budget(
-            LedgerStore(ledger),
+            Database(ledger),
             team,
             monthly,
             warn_at=parse_fraction(warn_at, "--warn-at"),
@@ -482,12 +483,12 @@ def budget_clear(
     ledger: LedgerOpt = None,
 ) -> None:
     """Remove a team's budget from this month (or --from) on; earlier months keep theirs."""
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import set_budget
+    from agent.ledger.database import Database
 
     with user_errors():
         row = set_budget(
-            LedgerStore(ledger),
+            Database(ledger),
             team,
             None,
             starts=parse_day(starting, option="--from") if starting else None,
@@ -521,14 +522,14 @@ def ledger_check(
 
 
 def _print_statuses(ledger: str | None, team: str | None) -> list[Any]:
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import statuses
+    from agent.ledger.database import Database
     from agent.render.safe import one_line
 
     with user_errors():
         found = [
             s
-            for s in statuses(LedgerStore(ledger), datetime.now(UTC).date())
+            for s in statuses(Database(ledger), datetime.now(UTC).date())
             if team is None or s.team == team
         ]
     if not found:

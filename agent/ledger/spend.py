@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from agent.ledger import budgets as budget_rules
+from agent.ledger.database import BUSY_TIMEOUT_S, Database
 from agent.ledger.periods import ONE_DAY, end_of, label, start_of, walk
-from agent.ledger.records import SpendDaily
 from agent.ledger.reports import (
     DIMENSIONS,
     Dimension,
@@ -32,11 +32,10 @@ from agent.ledger.reports import (
     ReportQuery,
     Row,
 )
-from agent.ledger.rollup import NANO
-from agent.ledger.rollup import SUMS as ROLLUP_SUMS
-from agent.ledger.store import LedgerStore
+from agent.ledger.tables import NANO
+from agent.ledger.tables import SUMS as ROLLUP_SUMS
+from agent.ledger.tables import spend_daily as _spend
 
-_spend = SpendDaily.__table__  # type: ignore[attr-defined]
 # A driver is named when it alone moved cost by more than this.
 DRIVER_MIN = 0.05
 _PREVIOUS, _RANGE = "previous", "range"
@@ -312,16 +311,25 @@ class _Queries:
         count = sa.func.count(sa.distinct(_pr_key()))
         return int(self.conn.execute(sa.select(count).where(self.rng.where(False))).scalar() or 0)
 
+    def range_total(self) -> Sums:
+        """The whole range's sums and PRs (in the pass that counts its PRs)."""
+        count = sa.func.count(sa.distinct(_pr_key()))
+        row = self.conn.execute(
+            sa.select(*_aggregates(None), count).where(self.rng.where(False))
+        ).one()
+        total = Sums.of(row[: len(ADDITIVE)])
+        total.prs = int(row[-1] or 0)
+        return total
 
-def build(store: LedgerStore, query: ReportQuery, *, now: datetime | None = None) -> Report:
+
+def build(store: Database, query: ReportQuery, *, now: datetime | None = None) -> Report:
     """The report ``query`` asks for, as of ``now`` (default: now)."""
     _check(query)
     now = now or datetime.now(UTC)
     today = now.date()
     with store.reading("cannot read spend") as conn:
         if conn.dialect.name == "sqlite":
-            # Each connection reads its own snapshot; the report checks they agree.
-            return _build(conn, query, now, today, lambda: store.reading("cannot read spend"))
+            return _build(conn, query, now, today, _sqlite_siblings(store, conn))
         if conn.dialect.name != "postgresql":
             return _build(conn, query, now, today)
         # One snapshot for every query of the report, so its numbers add up even while reviews
@@ -329,7 +337,49 @@ def build(store: LedgerStore, query: ReportQuery, *, now: datetime | None = None
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         _tune(conn)
         snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
-        return _build(conn, query, now, today, lambda: _sibling(store, snapshot))
+        return _build(conn, query, now, today, _Siblings(lambda: _sibling(store, snapshot)))
+
+
+@dataclass(frozen=True)
+class _Siblings:
+    """Where the report's independent queries may run at once: ``open`` gives another
+    connection. ``check``: its reads may not see what the report's own connection sees
+    (SQLite in WAL mode), so each is compared with the report's by the sums both read."""
+
+    open: Callable[[], AbstractContextManager[Connection]]
+    check: bool = False
+
+
+def _sqlite_siblings(store: Database, conn: Connection) -> _Siblings:
+    """SQLite cannot share a read snapshot between connections from Python. In its default
+    (rollback journal) mode it needs none: the report's connection holds a shared lock from
+    its first read to its last, and no write can commit while any reader holds one, so every
+    connection the report opens reads the same database. In WAL mode readers do not hold
+    writers back: each connection reads its own snapshot, and the sums are compared."""
+    wal = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar()).lower() == "wal"
+    # The shared lock (rollback mode) or the snapshot (WAL), taken now and held until the
+    # report is done: every later read of this connection sees this state of the ledger.
+    conn.execute(sa.select(_spend.c.day).limit(1)).first()
+    return _Siblings(lambda: _sqlite_sibling(store), check=wal)
+
+
+@contextmanager
+def _sqlite_sibling(store: Database) -> Iterator[Connection]:
+    """Another SQLite connection that never waits for a lock. A review committing now holds
+    SQLite's pending lock, which keeps new readers out while it waits for the report's shared
+    lock to go: a sibling that waited for it would wait out the busy timeout with the review
+    (whose calls would go to its spool). It fails at once instead (``_busy``), and the report
+    reads that part on its own connection."""
+    with store.reading("cannot read spend") as conn:
+        conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            yield conn
+        finally:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+
+
+def _busy(exc: sa.exc.OperationalError) -> bool:
+    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def _tune(conn: Connection) -> None:
@@ -342,7 +392,7 @@ _SNAPSHOT = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 
 
 @contextmanager
-def _sibling(store: LedgerStore, snapshot: str) -> Iterator[Connection]:
+def _sibling(store: Database, snapshot: str) -> Iterator[Connection]:
     """Another connection reading exactly what the report's own reads (PostgreSQL)."""
     if not _SNAPSHOT.match(snapshot):  # a utility statement: it takes no bound parameter
         raise ValueError(f"unexpected snapshot id {snapshot!r}")
@@ -363,15 +413,12 @@ def _check(query: ReportQuery) -> None:
         raise ValueError(f"since ({query.since}) is after until ({query.until})")
 
 
-Sibling = Callable[[], AbstractContextManager[Connection]]
-
-
 def _build(
     conn: Connection,
     query: ReportQuery,
     now: datetime,
     today: date,
-    sibling: Sibling | None = None,
+    siblings: _Siblings | None = None,
 ) -> Report:
     until = query.until or today
     first = query.since or _first_day(conn) or until
@@ -384,10 +431,10 @@ def _build(
     ranked: list[Slot] = []
     early: tuple[dict[str, Sums], dict[str, int]] | None = None
     whole: int | None = None
-    if query.top is None and sibling is not None:
-        # The groups, the periods' PRs and the range's PRs do not depend on each other: on
-        # PostgreSQL they run at once, on one snapshot (a third of the time on two cores).
-        groups, early, whole = _at_once(q, rng, query, sibling, len(labels) > 1)
+    if query.top is None and siblings is not None:
+        # The groups, the periods' PRs and the range's PRs do not depend on each other: they
+        # run at once, each on its own connection (a third of the time on two cores).
+        groups, early, whole = _at_once(q, rng, query, siblings, len(labels) > 1)
     elif query.top is None:
         groups = q.groups()
     else:
@@ -471,38 +518,69 @@ def _build(
     )
 
 
+_UNREAD: Any = object()  # a sibling's query that could not run (SQLite: a lock it would wait for)
+
+
 def _at_once(
-    q: _Queries, rng: _Range, query: ReportQuery, sibling: Sibling, whole: bool
+    q: _Queries, rng: _Range, query: ReportQuery, siblings: _Siblings, whole: bool
 ) -> tuple[dict[Slot, Sums], tuple[dict[str, Sums], dict[str, int]], int | None]:
     """Every group, the periods' PR counts and (when ``whole``) the range's, each on its own
-    connection. On PostgreSQL the siblings share the report's snapshot. SQLite cannot share
-    one: each query's connection also fingerprints the rollup it read, and when a review's
-    write landed between them the three are read again on the report's own connection."""
-    shared = q.conn.dialect.name == "postgresql"
+    connection, reading what the report's own connection reads (see ``_Siblings``). Where a
+    sibling could not read, or read other sums than the groups add up to (a review wrote in
+    between, SQLite in WAL mode), that part is read again on the report's connection."""
+    check = siblings.check
 
-    def with_print(queries: _Queries, run: Callable[[], Any]) -> tuple[Any, Any]:
-        return run(), None if shared else _fingerprint(queries.conn)
+    def run(read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except sa.exc.OperationalError as exc:
+            if q.conn.dialect.name == "sqlite" and _busy(exc):
+                return _UNREAD
+            raise
 
     with ThreadPoolExecutor(max_workers=2) as pool, ExitStack() as stack:
-        other = _Queries(stack.enter_context(sibling()), rng, query.by)
-        periods = pool.submit(with_print, other, lambda: other.periods(None, sums=False))
+        other = _Queries(stack.enter_context(siblings.open()), rng, query.by)
+        periods = pool.submit(run, lambda: other.periods(None, sums=check))
         in_range = None
         if whole:
-            third = _Queries(stack.enter_context(sibling()), rng, query.by)
-            in_range = pool.submit(with_print, third, third.range_prs)
-        groups, mine = with_print(q, q.groups)
-        found, theirs = periods.result()
-        count, third_print = in_range.result() if in_range else (None, mine)
-    if mine != theirs or mine != third_print:
-        return q.groups(), q.periods(None, sums=False), q.range_prs() if whole else None
-    return groups, found, count
+            third = _Queries(stack.enter_context(siblings.open()), rng, query.by)
+            in_range = pool.submit(run, third.range_total if check else third.range_prs)
+        groups = q.groups()
+        found = periods.result()
+        counted = in_range.result() if in_range else None
+    if check:
+        found, counted = _agreeing(groups, rng, found, counted)
+    if found is _UNREAD:
+        found = q.periods(None, sums=False)
+    if whole and counted in (_UNREAD, None):
+        counted = q.range_prs()
+    return groups, found, counted
 
 
-def _fingerprint(conn: Connection) -> tuple[Any, ...]:
-    """Every sum of the rollup, and its rows: two connections read the same rollup when these
-    agree (a write the report could show changes one of them)."""
-    sums: list[Any] = [sa.func.sum(_spend.c[name]) for name in ROLLUP_SUMS]
-    return tuple(conn.execute(sa.select(*sums, sa.func.count())).one())
+def _agreeing(groups: dict[Slot, Sums], rng: _Range, found: Any, counted: Any) -> tuple[Any, Any]:
+    """The siblings' reads where their sums are the groups' (they read the same ledger), else
+    ``_UNREAD``; the periods' sums dropped (the caller adds the groups' own)."""
+    per_period: dict[str, Sums] = {}
+    in_range = Sums()
+    labels = set(rng.labels) or {_RANGE}
+    for (period, _), sums in groups.items():
+        per_period.setdefault(period, Sums()).add(sums)
+        if period in labels:
+            in_range.add(sums)
+    if found is not _UNREAD:
+        totals, rest = found
+        theirs = {p: _additive(s) for p, s in totals.items()}
+        if theirs != {p: _additive(s) for p, s in per_period.items()}:
+            found = _UNREAD
+        else:
+            found = ({p: Sums(prs=s.prs) for p, s in totals.items()}, rest)
+    if counted is not None and counted is not _UNREAD:
+        counted = counted.prs if _additive(counted) == _additive(in_range) else _UNREAD
+    return found, counted
+
+
+def _additive(sums: Sums) -> tuple[int, ...]:
+    return tuple(getattr(sums, name) for name in ADDITIVE)
 
 
 def _unlabel(row: Row) -> Row:
@@ -618,7 +696,7 @@ def drivers(now: Sums, before: Sums, rate: float = 1.0) -> tuple[Driver, ...]:
     return tuple(sorted(found, key=lambda d: -d.factor))
 
 
-def overview(store: LedgerStore, query: ReportQuery, *, now: datetime | None = None) -> Overview:
+def overview(store: Database, query: ReportQuery, *, now: datetime | None = None) -> Overview:
     """The report asked for, and what the HTML page charts over the same range."""
     now = now or datetime.now(UTC)
     report = build(store, query, now=now)
