@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -84,13 +84,16 @@ class Sums:
         return self.prompt_tokens + self.completion_tokens
 
 
-def _pr_key() -> Any:
-    """One pull request, as a value COUNT(DISTINCT ...) can count on both databases."""
+def _pr_key(bytewise: bool = False) -> Any:
+    """One pull request, as a value COUNT(DISTINCT ...) can count on both databases.
+    ``bytewise`` (PostgreSQL): sorted by bytes, not by the database's collation: the count is
+    the same, and a distinct count over a year's PRs sorts them about twice as fast."""
     pr = _spend.c.pr_number
-    return sa.case((pr > 0, _spend.c.repo + "#" + sa.cast(pr, sa.String)))
+    key = _spend.c.repo + "#" + sa.cast(pr, sa.String)
+    return sa.case((pr > 0, key.self_group().collate("C") if bytewise else key))
 
 
-def _aggregates(by: Sequence[Dimension] | None = ()) -> list[Any]:
+def _aggregates(by: Sequence[Dimension] | None = (), bytewise: bool = False) -> list[Any]:
     """The sums of ADDITIVE, then (unless ``by`` is None) the PRs of each group."""
     has_pr = _spend.c.pr_number > 0
     summed = [sa.func.sum(_spend.c[name]).label(name) for name in ADDITIVE[:-1]]
@@ -100,7 +103,7 @@ def _aggregates(by: Sequence[Dimension] | None = ()) -> list[Any]:
     if "pr" in by:  # each group is one PR (or none): nothing to count
         summed.append(sa.func.max(sa.case((has_pr, 1), else_=0)).label("prs"))
     else:
-        summed.append(sa.func.count(sa.distinct(_pr_key())).label("prs"))
+        summed.append(sa.func.count(sa.distinct(_pr_key(bytewise))).label("prs"))
     return summed
 
 
@@ -214,6 +217,7 @@ class _Queries:
 
     def __init__(self, conn: Connection, rng: _Range, by: Sequence[Dimension]) -> None:
         self.conn, self.rng, self.by = conn, rng, by
+        self.bytewise = conn.dialect.name == "postgresql"
         self.period = rng.column()
         self.columns = _group_columns(by)
 
@@ -230,7 +234,7 @@ class _Queries:
     def _grouped(self, *where: Any) -> Any:
         period = self.period.label("period")
         return (
-            sa.select(period, *self.columns, *_aggregates(self.by))
+            sa.select(period, *self.columns, *_aggregates(self.by, self.bytewise))
             .where(self.rng.where(), *where)
             .group_by(self.period, *self.columns)
         )
@@ -285,7 +289,7 @@ class _Queries:
         given the top groups, the PRs of each period's rest, counted: a PR reviewed in a top
         group and in a rest group (two models, two authors) is still one PR of the rest. One
         pass over the range."""
-        pr = _pr_key()
+        pr = _pr_key(self.bytewise)
         columns = [*(_aggregates(None) if sums else []), sa.func.count(sa.distinct(pr))]
         if top:
             outside = self._composite().not_in(self._composite_of(top))
@@ -308,12 +312,12 @@ class _Queries:
 
     def range_prs(self) -> int:
         """The PRs reviewed in the whole range: a PR reviewed in two months is one PR of it."""
-        count = sa.func.count(sa.distinct(_pr_key()))
+        count = sa.func.count(sa.distinct(_pr_key(self.bytewise)))
         return int(self.conn.execute(sa.select(count).where(self.rng.where(False))).scalar() or 0)
 
     def range_total(self) -> Sums:
         """The whole range's sums and PRs (in the pass that counts its PRs)."""
-        count = sa.func.count(sa.distinct(_pr_key()))
+        count = sa.func.count(sa.distinct(_pr_key(self.bytewise)))
         row = self.conn.execute(
             sa.select(*_aggregates(None), count).where(self.rng.where(False))
         ).one()
@@ -530,21 +534,23 @@ def _at_once(
     between, SQLite in WAL mode), that part is read again on the report's connection."""
     check = siblings.check
 
-    def run(read: Callable[[], Any]) -> Any:
-        try:
-            return read()
-        except sa.exc.OperationalError as exc:
-            if q.conn.dialect.name == "sqlite" and _busy(exc):
-                return _UNREAD
-            raise
+    def on_sibling(read: Callable[[_Queries], Any]) -> Any:
+        # Connected here, in the worker: the report's own query starts at once.
+        with siblings.open() as conn:
+            try:
+                return read(_Queries(conn, rng, query.by))
+            except sa.exc.OperationalError as exc:
+                if conn.dialect.name == "sqlite" and _busy(exc):
+                    return _UNREAD
+                raise
 
-    with ThreadPoolExecutor(max_workers=2) as pool, ExitStack() as stack:
-        other = _Queries(stack.enter_context(siblings.open()), rng, query.by)
-        periods = pool.submit(run, lambda: other.periods(None, sums=check))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        periods = pool.submit(on_sibling, lambda other: other.periods(None, sums=check))
         in_range = None
         if whole:
-            third = _Queries(stack.enter_context(siblings.open()), rng, query.by)
-            in_range = pool.submit(run, third.range_total if check else third.range_prs)
+            in_range = pool.submit(
+                on_sibling, lambda third: third.range_total() if check else third.range_prs()
+            )
         groups = q.groups()
         found = periods.result()
         counted = in_range.result() if in_range else None
