@@ -34,6 +34,17 @@ ledger_app = typer.Typer(
 )
 budget_app = typer.Typer(help="Set and list teams' monthly budgets.", no_args_is_help=True)
 ledger_app.add_typer(budget_app, name="budget")
+# The commands that load the ledger stack with the collector paused (``_importing``).
+_PAUSED_START = ("report", "export")
+
+
+@ledger_app.callback()
+def _start(ctx: typer.Context) -> None:
+    # ``agent.__main__`` pauses the collector for a ledger command's start-up: the commands
+    # that do not end the pause in ``_importing`` end it here.
+    if ctx.invoked_subcommand not in _PAUSED_START:
+        gc.enable()
+
 
 REPORT_FORMATS = ("table", "csv", "json", "markdown", "html")
 # How far back a report looks when --since is not given: the current period and a few before

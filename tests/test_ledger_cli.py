@@ -251,3 +251,32 @@ def test_no_ledger_command_imports_a_model_library(tmp_path: Path) -> None:
     env = {**os.environ, "OWNIT_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ledger", "budget", "list"],
+        ["ledger", "report", "--format", "csv"],
+        ["ledger", "export", "--format", "csv"],
+        ["ledger", "verify"],
+    ],
+)
+def test_a_ledger_command_runs_with_the_garbage_collector_on(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """The console script pauses the collector while a ledger command starts; every command
+    must turn it back on before it works (an import of a large artifact, a long export)."""
+    code = (
+        "import gc, sys\n"
+        f"sys.argv = ['ownit', *{args!r}]\n"
+        "from agent.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('collector on' if gc.isenabled() else 'collector off', file=sys.stderr)\n"
+    )
+    env = {**os.environ, "OWNIT_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stderr.strip().endswith("collector on"), done.stderr
