@@ -333,7 +333,10 @@ def build(store: Database, query: ReportQuery, *, now: datetime | None = None) -
     today = now.date()
     with store.reading("cannot read spend") as conn:
         if conn.dialect.name == "sqlite":
-            return _build(conn, query, now, today, _sqlite_siblings(store, conn))
+            # An in-memory database is one connection's own: there is no sibling to open.
+            in_memory = conn.engine.url.database in (None, "", ":memory:")
+            siblings = None if in_memory else _sqlite_siblings(store, conn)
+            return _build(conn, query, now, today, siblings)
         if conn.dialect.name != "postgresql":
             return _build(conn, query, now, today)
         # One snapshot for every query of the report, so its numbers add up even while reviews
