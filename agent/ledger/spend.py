@@ -107,16 +107,22 @@ def _aggregates(by: Sequence[Dimension] | None = (), bytewise: bool = False) -> 
     return summed
 
 
-def _group_columns(by: Sequence[Dimension]) -> list[Any]:
+def _group_columns(by: Sequence[Dimension], bytewise: bool = False) -> list[Any]:
+    """What ``by`` groups on; ``bytewise`` (PostgreSQL): text sorted by bytes, as SQLite does,
+    not by the database's collation (the groups are the same; sorting them is faster)."""
     columns: list[Any] = []
     for dim in by:
         if dim == "pr":
             # Every review without a PR is one group, "no PR", whatever its repository.
             number = _spend.c.pr_number
-            columns += [sa.case((number > 0, _spend.c.repo), else_=""), number]
+            columns += [_text(sa.case((number > 0, _spend.c.repo), else_=""), bytewise), number]
         else:
-            columns.append(_spend.c[dim])
+            columns.append(_text(_spend.c[dim], bytewise))
     return columns
+
+
+def _text(column: Any, bytewise: bool) -> Any:
+    return column.collate("C") if bytewise else column
 
 
 Key = tuple[str | None, ...]
@@ -185,10 +191,13 @@ class _Range:
         """A period label as the rollup's column holds it."""
         return date.fromisoformat(period_label) if self.period == "day" else period_label
 
-    def column(self) -> Any:
+    def column(self, bytewise: bool = False) -> Any:
+        """The period each rollup row is in (see ``_group_columns`` for ``bytewise``)."""
         if self.period is None:
             return sa.case((_spend.c.day < self.first, _PREVIOUS), else_=_RANGE)
-        return _spend.c.day if self.period == "day" else _spend.c[self.period]
+        if self.period == "day":
+            return _spend.c.day
+        return _text(_spend.c[self.period], bytewise)
 
     def where(self, whole: bool = True) -> Any:
         return _spend.c.day.between(self.lookback if whole else self.first, self.until)
@@ -217,9 +226,9 @@ class _Queries:
 
     def __init__(self, conn: Connection, rng: _Range, by: Sequence[Dimension]) -> None:
         self.conn, self.rng, self.by = conn, rng, by
-        self.bytewise = conn.dialect.name == "postgresql"
-        self.period = rng.column()
-        self.columns = _group_columns(by)
+        self.bytewise = conn.dialect.name == "postgresql"  # see _group_columns
+        self.period = rng.column(self.bytewise)
+        self.columns = _group_columns(by, self.bytewise)
 
     def _slots(self, rows: Any) -> dict[Slot, Sums]:
         width = len(self.columns)
