@@ -242,14 +242,15 @@ def _ownership_html(store: Any, query: Any) -> str:
 
 
 def _ownership_report(query: Any, fmt: str, output: Path | None, ledger: str | None) -> None:
-    from agent.ledger import LedgerStore, ownership
+    from agent.ledger import ownership
+    from agent.ledger.database import Database
 
     by = tuple(d for d in query.by if d in ("team", "repo"))
     if not by or len(by) != len(query.by):
         raise InputError("--view ownership groups by team and/or repo")
     if fmt == "html":
         raise InputError("--view ownership: choose table, csv, json or markdown")
-    report = ownership.build(LedgerStore(ledger), by, query.period, query.since, query.until)
+    report = ownership.build(Database(ledger), by, query.period, query.since, query.until)
     text = ownership.render(report, fmt)
     with _output(output) as stream:
         stream.write(visible(text) if _is_terminal(stream) or fmt == "table" else text)
