@@ -14,7 +14,6 @@ Heavy imports (litellm, langgraph) happen inside the commands that need them, so
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -58,6 +57,7 @@ app.command("check")(cli_check.check)
 def _run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro``; SIGINT or SIGTERM cancels it with the signal's name, so the review can
     finish what it has (partial artifacts, ledger closed). A second signal acts at once."""
+    import asyncio  # here: ``ownit ledger ...`` and ``--help`` do not pay for it
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -228,6 +228,8 @@ def review(
             ci=ci,
         )
         if dry_run:
+            import asyncio
+
             print_dry_run(asyncio.run(plan_only(request)), consoles.out)
             return
         progress = TerminalProgress(consoles.err)

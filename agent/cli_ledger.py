@@ -34,6 +34,17 @@ ledger_app = typer.Typer(
 )
 budget_app = typer.Typer(help="Set and list teams' monthly budgets.", no_args_is_help=True)
 ledger_app.add_typer(budget_app, name="budget")
+# The commands that load the ledger stack with the collector paused (``_importing``).
+_PAUSED_START = ("report", "export")
+
+
+@ledger_app.callback()
+def _start(ctx: typer.Context) -> None:
+    # ``agent.__main__`` pauses the collector for a ledger command's start-up: the commands
+    # that do not end the pause in ``_importing`` end it here.
+    if ctx.invoked_subcommand not in _PAUSED_START:
+        gc.enable()
+
 
 REPORT_FORMATS = ("table", "csv", "json", "markdown", "html")
 # How far back a report looks when --since is not given: the current period and a few before
@@ -193,7 +204,8 @@ def ledger_report(
         if chosen not in REPORT_FORMATS:
             raise InputError(f"--format {fmt!r}: choose {', '.join(REPORT_FORMATS)}")
         with _importing():
-            from agent.ledger import LedgerStore, formats, spend
+            from agent.ledger import formats, spend
+            from agent.ledger.database import Database
         span = HTML_SPAN if chosen == "html" else DEFAULT_SPAN
         query = _query(by, period, since, until, top, rising, span)
         if view.strip().lower() == "ownership":
@@ -202,7 +214,7 @@ def ledger_report(
         if view.strip().lower() != "spend":
             raise InputError(f"--view {view!r}: choose spend or ownership")
 
-        store = LedgerStore(ledger)
+        store = Database(ledger)
         if chosen == "html":
             text = formats.render_html(
                 spend.overview(store, query), ownership=_ownership_html(store, query)
@@ -230,14 +242,15 @@ def _ownership_html(store: Any, query: Any) -> str:
 
 
 def _ownership_report(query: Any, fmt: str, output: Path | None, ledger: str | None) -> None:
-    from agent.ledger import LedgerStore, ownership
+    from agent.ledger import ownership
+    from agent.ledger.database import Database
 
     by = tuple(d for d in query.by if d in ("team", "repo"))
     if not by or len(by) != len(query.by):
         raise InputError("--view ownership groups by team and/or repo")
     if fmt == "html":
         raise InputError("--view ownership: choose table, csv, json or markdown")
-    report = ownership.build(LedgerStore(ledger), by, query.period, query.since, query.until)
+    report = ownership.build(Database(ledger), by, query.period, query.since, query.until)
     text = ownership.render(report, fmt)
     with _output(output) as stream:
         stream.write(visible(text) if _is_terminal(stream) or fmt == "table" else text)
@@ -444,8 +457,8 @@ def budget_set(
     ledger: LedgerOpt = None,
 ) -> None:
     """Set a team's monthly budget, from this month (or --from) on."""
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import set_budget
+    from agent.ledger.database import Database
 
     with user_errors():
         if on_exceed not in ("refuse", "downgrade", "warn"):
@@ -453,7 +466,7 @@ def budget_set(
         if downgrade_to and on_exceed != "downgrade":
             raise InputError("--downgrade-to needs --on-exceed downgrade")
         row = set_budget(
-            LedgerStore(ledger),
+            Database(ledger),
             team,
             monthly,
             warn_at=parse_fraction(warn_at, "--warn-at"),
@@ -482,12 +495,12 @@ def budget_clear(
     ledger: LedgerOpt = None,
 ) -> None:
     """Remove a team's budget from this month (or --from) on; earlier months keep theirs."""
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import set_budget
+    from agent.ledger.database import Database
 
     with user_errors():
         row = set_budget(
-            LedgerStore(ledger),
+            Database(ledger),
             team,
             None,
             starts=parse_day(starting, option="--from") if starting else None,
@@ -521,14 +534,14 @@ def ledger_check(
 
 
 def _print_statuses(ledger: str | None, team: str | None) -> list[Any]:
-    from agent.ledger import LedgerStore
     from agent.ledger.budgets import statuses
+    from agent.ledger.database import Database
     from agent.render.safe import one_line
 
     with user_errors():
         found = [
             s
-            for s in statuses(LedgerStore(ledger), datetime.now(UTC).date())
+            for s in statuses(Database(ledger), datetime.now(UTC).date())
             if team is None or s.team == team
         ]
     if not found:

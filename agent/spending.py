@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 from agent.errors import ConfigError, LedgerError
 from agent.ledger import LedgerStore
-from agent.ledger.budgets import team_status
-from agent.ledger.records import Budget
+from agent.ledger.budgets import TeamBudget, team_status
 from agent.ledger.reports import BudgetStatus
 from agent.plan import Plan
 from agent.providers import ModelFacts, ResolvedModel
@@ -35,7 +34,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class BudgetGuard:
-    budget: Budget
+    budget: TeamBudget
     status: BudgetStatus
     # Configured, usable models the review may switch to, in preference order.
     candidates: tuple[ResolvedModel, ...] = ()

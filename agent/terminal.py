@@ -7,14 +7,16 @@ import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 import typer
-from rich.console import Console
 
 from agent.errors import OwnitError
 from agent.redact import redact
 from agent.render.safe import visible
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class _Redacting(io.TextIOBase):
@@ -47,6 +49,9 @@ class _Consoles:
     output is not a terminal (CI logs, pipes) lines are not wrapped at 80 columns."""
 
     def __getattr__(self, name: str) -> Console:
+        # Imported on the first line printed: a report written to stdout or a file prints none.
+        from rich.console import Console
+
         stream = sys.stderr if name == "err" else sys.stdout
         wide = None if stream.isatty() else 160
         redacting = cast(TextIO, _Redacting(stream))

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ledger_reports.py [--calls 1000000] [--rounds 5] [--reuse]
         [--pg-url postgresql://postgres@127.0.0.1:5432/ownit_bench_reports] [--no-pg]
+        [--writers 8] [--writer-calls 200]     (--writers 0: skip the concurrent writers)
 
 A synthetic ledger (``tests/ledger_data.fill``: --calls calls in PR reviews of ten calls over
 18 months, 40 teams, 400 repos, six models, some errors, unpriced and unknown calls) is
@@ -17,6 +18,9 @@ written to each store, and its rollup filled. Then, each timed ``--rounds`` time
 
 each run in-process, from the query to the rendered text. Then the command itself, in a fresh
 process as a user runs it (interpreter start, imports, query, rendering): ``ownit ledger report``
+with its default window (this month and the two before: on the synthetic data, which ends in
+November 2025, that reads an empty range, so it measures start-up), ``ownit ledger report
+--since <3 months before the data's end>`` (the same report over the data's last three months),
 and ``ownit ledger --help``. Last, 8 processes record calls into the million-row ledger at once
 (each a review's write-ahead traffic: pending, then answered), and the ledger is checked: every
 call there exactly once, and the rollup equal to a rebuild from the calls.
@@ -44,6 +48,7 @@ from _common import OWNIT, ROOT, apply_isolated_env, isolated_env, median, ms, t
 # The synthetic history runs 548 days from tests.ledger_data.START: "today" is its last day.
 END = date(2025, 11, 30)
 NOW = datetime(END.year, END.month, END.day, 12, tzinfo=UTC)
+LAST_3_MONTHS = date(2025, 9, 1)  # the last three months of the data, to END
 DATA = ROOT / "benchmarks" / ".data"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/ownit_bench_reports"
@@ -268,8 +273,11 @@ def main() -> None:
     for label, url in stores.items():
         print(prepare(label, url, args.calls, args.reuse), flush=True)
         results[label] = {name: timed(fn, args.rounds) for name, fn in cases(url).items()}
-        results[label]["ownit ledger report (process)"] = command_time(
-            url, args.rounds, "ledger", "report", "--by", "team", "--period", "month"
+        report = ("ledger", "report", "--by", "team", "--period", "month")
+        results[label]["ownit ledger report (process)"] = command_time(url, args.rounds, *report)
+        three = f"{LAST_3_MONTHS:%Y-%m}"
+        results[label][f"... --since {three} (process)"] = command_time(
+            url, args.rounds, *report, "--since", three, "--until", f"{END}"
         )
         results[label]["ownit ledger --help (process)"] = command_time(
             url, args.rounds, "ledger", "--help"
@@ -283,6 +291,8 @@ def main() -> None:
         )
     )
     for label, url in stores.items():
+        if not args.writers:
+            break
         found = writers(url, args.writers, args.writer_calls)
         print(
             f"\n{label}: {args.writers} processes wrote {found['expected']:,} calls into the "

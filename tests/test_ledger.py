@@ -917,3 +917,17 @@ def test_sqlite_path_that_is_a_directory_is_a_ledger_error(tmp_path: Path) -> No
         LedgerStore(f"sqlite:///{folder}")
     assert "cannot open" in info.value.message
     assert info.value.hint and "OWNIT_LEDGER_URL" in info.value.hint
+
+
+def test_the_ledger_package_s_names_load_on_first_use() -> None:
+    """``agent.ledger`` loads its names lazily (the report must not pay for the models):
+    every advertised name still resolves, and to the object its module defines."""
+    import importlib
+
+    import agent.ledger as package
+
+    for name in package.__all__:
+        value = getattr(package, name)
+        assert value is getattr(importlib.import_module(value.__module__), name)
+    with pytest.raises(AttributeError):
+        package.NoSuchName  # noqa: B018

@@ -174,11 +174,15 @@ def test_check_fails_on_warning_when_asked(history: None) -> None:
         (["--monthly", "5", "--on-exceed", "panic"], "--on-exceed 'panic'"),
         (["--monthly", "5", "--downgrade-to", "small"], "needs --on-exceed downgrade"),
         (["--monthly", "5", "--from", "soon"], "--from 'soon' is not a date"),
+        (["--monthly", "inf"], "must be a finite amount of USD, not inf"),
+        (["--monthly", "1e999"], "must be a finite amount of USD, not inf"),
     ],
 )
 def test_bad_budgets_are_refused(args: list[str], said: str) -> None:
     code, _, err = ownit("ledger", "budget", "set", "--team", "payments", *args)
     assert code == 2 and said in err
+    # Nothing was stored: an infinite budget would break every later read of the budgets.
+    assert ownit("ledger", "budget", "list") == (0, "no budgets set\n", "")
 
 
 def test_verify_finds_a_rollup_that_drifted_and_fix_rebuilds_it(history: None) -> None:
@@ -191,6 +195,46 @@ def test_verify_finds_a_rollup_that_drifted_and_fix_rebuilds_it(history: None) -
     code, out, _ = ownit("ledger", "verify", "--fix")
     assert code == 0 and "rebuilt the rollup from 4 call(s)" in out
     assert ownit("ledger", "verify")[0] == 0
+
+
+def test_the_report_imports_neither_the_models_nor_rich(tmp_path: Path) -> None:
+    """``ownit ledger report`` reads the rollup through Core tables: SQLModel, the ORM and the
+    call models are a third of its start-up; rich draws nothing in a report."""
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom agent.cli import app\n"
+        "for fmt in ('table', 'csv', 'json', 'markdown', 'html'):\n"
+        "    r = CliRunner().invoke(app, ['ledger', 'report', '--by', 'team,pr', '--format', fmt,"
+        " '--top', '3'])\n"
+        "    assert r.exit_code == 0, (fmt, r.output)\n"
+        "heavy = [m for m in ('sqlmodel', 'sqlalchemy.orm', 'agent.ledger.records',"
+        " 'agent.ledger.store', 'agent.ledger.rollup', 'rich', 'psycopg') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    store = LedgerStore(url)
+    store.import_records(
+        [
+            CallRecord(
+                run_id="r1",
+                created_at=datetime.now(UTC),
+                team="payments",
+                repo="acme/pay",
+                pr_number=7,
+                purpose="chunk-1",
+                model_name="big",
+                model="openai/gpt-4.1",
+                provider="openai",
+                outcome="ok",
+                prompt_tokens=100,
+                completion_tokens=10,
+                cost_usd=0.5,
+            )
+        ]
+    )
+    store.close()
+    env = {**os.environ, "OWNIT_LEDGER_URL": url}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
 
 
 def test_no_ledger_command_imports_a_model_library(tmp_path: Path) -> None:
@@ -207,3 +251,32 @@ def test_no_ledger_command_imports_a_model_library(tmp_path: Path) -> None:
     env = {**os.environ, "OWNIT_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ledger", "budget", "list"],
+        ["ledger", "report", "--format", "csv"],
+        ["ledger", "export", "--format", "csv"],
+        ["ledger", "verify"],
+    ],
+)
+def test_a_ledger_command_runs_with_the_garbage_collector_on(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """The console script pauses the collector while a ledger command starts; every command
+    must turn it back on before it works (an import of a large artifact, a long export)."""
+    code = (
+        "import gc, sys\n"
+        f"sys.argv = ['ownit', *{args!r}]\n"
+        "from agent.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('collector on' if gc.isenabled() else 'collector off', file=sys.stderr)\n"
+    )
+    env = {**os.environ, "OWNIT_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stderr.strip().endswith("collector on"), done.stderr

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -526,38 +531,130 @@ def test_a_postgres_report_reads_one_snapshot_on_every_connection(ledger: Ledger
     assert report.total.cost_usd == pytest.approx(sum(r.cost_usd for r in report.totals))
 
 
-def test_a_write_between_the_reports_reads_is_read_again_on_one_connection(
+def _sqlite_path(store: LedgerStore) -> str:
+    assert store.url.startswith("sqlite:///")
+    return store.url.removeprefix("sqlite:///")
+
+
+def _new_pr_call() -> CallRecord:
+    # A new PR of payments in November: it changes November's and the range's PR counts.
+    return call(99, "2026-11-10", "payments", PAY, 4, "erin", BIG, 5.0)
+
+
+def _assert_same_report(got: Report, expected: Report) -> None:
+    assert got.rows == expected.rows
+    assert got.totals == expected.totals
+    assert got.total == expected.total
+
+
+def test_in_wal_mode_a_write_between_the_reports_reads_is_read_again_on_one_connection(
     ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite cannot share a snapshot between the report's connections: when their
-    fingerprints of the rollup disagree (a review wrote between them), the report reads
-    everything again on its own connection, and still adds up."""
+    """In WAL mode each SQLite connection reads its own snapshot: a review that commits after
+    the report's first read but before its sibling connections read must not make the
+    report's PR counts disagree with its sums. The siblings' sums differ from the groups',
+    and the report reads those parts again on its own connection."""
     from agent.ledger import spend
 
     if not ledger.url.startswith("sqlite"):
         pytest.skip("PostgreSQL's connections share one snapshot")
+    with sqlite3.connect(_sqlite_path(ledger)) as raw:
+        assert raw.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    ledger.engine.dispose()
     expected = by_team_month(ledger)
-    real = spend._fingerprint
-    seen: list[int] = []
+    real = spend._sqlite_sibling
+    opened = itertools.count()
 
-    reads = itertools.count()
+    @contextmanager
+    def after_a_write(store: Any) -> Iterator[Any]:
+        if next(opened) == 0:  # the report's own connection has read: a review commits now
+            ledger.import_records([_new_pr_call()])
+        with real(store) as conn:
+            yield conn
 
-    def drifting(conn: Any) -> tuple[Any, ...]:
-        seen.append(1)
-        # Every connection "read" a different rollup. next() of a count is atomic; len(seen)
-        # is not: two threads that both appended before reading it would agree.
-        return (*real(conn), next(reads))
+    monkeypatch.setattr(spend, "_sqlite_sibling", after_a_write)
+    read_again = []
+    periods = spend._Queries.periods
 
-    monkeypatch.setattr(spend, "_fingerprint", drifting)
-    grouped = spend._Queries.groups
-    conns: list[Any] = []
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        read_again.append(kwargs.get("sums"))
+        return periods(self, *args, **kwargs)
 
-    def groups(self: Any) -> Any:
-        conns.append(self.conn)
-        return grouped(self)
+    monkeypatch.setattr(spend._Queries, "periods", counted)
+    during = by_team_month(ledger)
+    _assert_same_report(during, expected)  # what the report's own snapshot held
+    assert next(opened) == 2  # both siblings opened (the periods' PRs, the range's)
+    assert read_again == [True, False]  # on a sibling, then again on the report's connection
+    after = by_team_month(ledger)
+    assert after.total.prs == expected.total.prs + 1  # the write is there for the next report
 
-    monkeypatch.setattr(spend._Queries, "groups", groups)
-    again = by_team_month(ledger)
-    assert len(seen) == 3  # the three connections were compared
-    assert len(conns) == 2 and conns[0] is conns[1]  # read again, on the report's connection
-    assert again.rows == expected.rows and again.total == expected.total
+
+def test_a_review_committing_during_a_report_waits_for_it_not_for_the_busy_timeout(
+    ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's default journal: the report's connection holds a shared lock from its first
+    read on, so a review's commit waits (holding the pending lock, which keeps new readers
+    out) until the report is done. A sibling connection that waited for that lock would wait
+    out the busy timeout together with the review; instead it gives way, the report reads on
+    its own connection, and then the review commits. The report shows the ledger as it was
+    when it began."""
+    from agent.ledger import database, spend
+
+    if not ledger.url.startswith("sqlite"):
+        pytest.skip("PostgreSQL readers never block writers")
+    path = _sqlite_path(ledger)
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    expected = by_team_month(ledger)
+    # The review gives up after 3 s (not 30): a sibling that waits for it fails the test soon.
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 3)
+    review = LedgerStore(ledger.url)
+    failed: list[BaseException] = []
+
+    def commit() -> None:
+        try:
+            review.import_records([_new_pr_call()])
+        except BaseException as exc:  # reported by the test below
+            failed.append(exc)
+
+    writer = threading.Thread(target=commit)
+    real = spend._sqlite_sibling
+    opened = itertools.count()
+
+    @contextmanager
+    def while_a_review_commits(store: Any) -> Iterator[Any]:
+        if next(opened) == 0:
+            writer.start()
+            _wait_for_pending_lock(path)
+        with real(store) as conn:
+            yield conn
+
+    monkeypatch.setattr(spend, "_sqlite_sibling", while_a_review_commits)
+    try:
+        during = by_team_month(ledger)
+        writer.join(timeout=30)
+    finally:
+        review.close()
+    assert not writer.is_alive() and failed == []
+    _assert_same_report(during, expected)
+    assert by_team_month(ledger).total.prs == expected.total.prs + 1
+
+
+def _wait_for_pending_lock(path: str) -> None:
+    """Until a writer holds SQLite's pending lock: a new reader is refused at once."""
+    probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        for _ in range(500):
+            try:
+                probe.execute("BEGIN")
+                probe.execute("SELECT count(*) FROM budgets").fetchone()
+            except sqlite3.OperationalError as exc:
+                assert "locked" in str(exc)
+                return
+            finally:
+                if probe.in_transaction:
+                    probe.execute("ROLLBACK")
+            time.sleep(0.01)
+    finally:
+        probe.close()
+    raise AssertionError("the writer never began to commit: did the report hold no lock?")

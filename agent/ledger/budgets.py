@@ -7,24 +7,48 @@ rewritten, so a past month's burn is measured against the budget it had then.
 from __future__ import annotations
 
 import getpass
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from agent.ledger.periods import end_of, label, month_start
-from agent.ledger.records import Budget, OnExceed, SpendDaily
-from agent.ledger.reports import BudgetStatus
-from agent.ledger.rollup import NANO
-from agent.ledger.store import LedgerStore
+from agent.errors import InputError
+from agent.ledger.database import Database
+from agent.ledger.periods import end_of, label, month_start, utc
+from agent.ledger.reports import BudgetStatus, OnExceed
+from agent.ledger.tables import NANO
+from agent.ledger.tables import budgets as _budgets
+from agent.ledger.tables import spend_daily as _spend
 
-_budgets = Budget.__table__  # type: ignore[attr-defined]
-_spend = SpendDaily.__table__  # type: ignore[attr-defined]
+
+@dataclass(frozen=True)
+class TeamBudget:
+    """A ``budgets`` row as reports and the review's budget check read it (the ``Budget``
+    model in ``records.py`` validates what is written)."""
+
+    team: str
+    starts: date  # the first day of the month it applies from
+    monthly_usd: float | None  # None: no budget from this month on
+    warn_at: float
+    on_exceed: OnExceed
+    downgrade_to: str | None = None
+    set_at: datetime | None = None
+    set_by: str | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> TeamBudget:
+        values = dict(row)
+        if values.get("set_at") is not None:
+            values["set_at"] = utc(values["set_at"])
+        return cls(**values)
 
 
 def set_budget(
-    store: LedgerStore,
+    store: Database,
     team: str,
     monthly_usd: float | None,
     *,
@@ -33,26 +57,44 @@ def set_budget(
     downgrade_to: str | None = None,
     starts: date | None = None,
     now: datetime | None = None,
-) -> Budget:
+) -> TeamBudget:
     """Set (or, with ``monthly_usd`` None, clear) ``team``'s budget from the month of
-    ``starts`` (default: this month) on. Setting it twice for one month keeps the last."""
+    ``starts`` (default: this month) on. Setting it twice for one month keeps the last.
+    An amount that is no finite number of USD, or a warning line outside (0, 1], is an
+    ``InputError``: an infinite budget would be stored and then break every report."""
+    from pydantic import ValidationError
+
+    from agent.ledger.records import Budget
+    from agent.validation import describe
+
+    if monthly_usd is not None and not math.isfinite(monthly_usd):
+        raise InputError(
+            f"a monthly budget must be a finite amount of USD, not {monthly_usd}",
+            hint=f"to remove {team}'s budget: ownit ledger budget clear --team {team}",
+        )
     now = now or datetime.now(UTC)
-    row = Budget(
-        team=team,
-        starts=month_start(starts or now.date()),
-        monthly_usd=monthly_usd,
-        warn_at=warn_at,
-        on_exceed=on_exceed,
-        downgrade_to=downgrade_to,
-        set_at=now,
-        set_by=_user(),
-    )
+    try:
+        # Validated: a table model's constructor checks nothing.
+        row = Budget.model_validate(
+            {
+                "team": team,
+                "starts": month_start(starts or now.date()),
+                "monthly_usd": monthly_usd,
+                "warn_at": warn_at,
+                "on_exceed": on_exceed,
+                "downgrade_to": downgrade_to,
+                "set_at": now,
+                "set_by": _user(),
+            }
+        )
+    except ValidationError as exc:
+        raise InputError(f"budget for {team}: {describe(exc, limit=3)}") from None
     values = row.model_dump()
     key = (_budgets.c.team == team) & (_budgets.c.starts == row.starts)
     with store.writing("cannot set the budget") as conn:
         if conn.execute(_budgets.update().where(key).values(**values)).rowcount == 0:
             conn.execute(_budgets.insert().values(**values))
-    return row
+    return TeamBudget.of(values)
 
 
 def _user() -> str | None:
@@ -62,16 +104,16 @@ def _user() -> str | None:
         return None
 
 
-def history(conn: Connection) -> list[Budget]:
+def history(conn: Connection) -> list[TeamBudget]:
     rows = conn.execute(sa.select(_budgets).order_by(_budgets.c.team, _budgets.c.starts))
-    return [Budget.model_validate(dict(r._mapping)) for r in rows]
+    return [TeamBudget.of(r._mapping) for r in rows]
 
 
-def in_force(budgets: list[Budget], month: date) -> dict[str, Budget]:
+def in_force(budgets: list[TeamBudget], month: date) -> dict[str, TeamBudget]:
     """Each team's budget for the month holding ``month`` (teams whose budget was cleared, or
     starts later, have none)."""
     first = month_start(month)
-    found: dict[str, Budget] = {}
+    found: dict[str, TeamBudget] = {}
     for b in budgets:  # ordered by team, then start: the last one not after ``first`` wins
         if b.starts <= first:
             found[b.team] = b
@@ -89,13 +131,15 @@ def spent_by_team(conn: Connection, month: date) -> dict[str, float]:
     return {team: int(total or 0) / NANO for team, total in conn.execute(query)}
 
 
-def statuses(store: LedgerStore, today: date) -> tuple[BudgetStatus, ...]:
+def statuses(store: Database, today: date) -> tuple[BudgetStatus, ...]:
     """Where every team with a budget this month stands, most burnt first."""
     with store.reading("cannot read budgets") as conn:
         return statuses_from(history(conn), conn, today)
 
 
-def statuses_from(budgets: list[Budget], conn: Connection, today: date) -> tuple[BudgetStatus, ...]:
+def statuses_from(
+    budgets: list[TeamBudget], conn: Connection, today: date
+) -> tuple[BudgetStatus, ...]:
     current = in_force(budgets, today)
     if not current:
         return ()
@@ -104,7 +148,7 @@ def statuses_from(budgets: list[Budget], conn: Connection, today: date) -> tuple
     return tuple(sorted(found, key=lambda s: (-s.burn_pct, s.team)))
 
 
-def status(budget: Budget, spent: float, today: date) -> BudgetStatus:
+def status(budget: TeamBudget, spent: float, today: date) -> BudgetStatus:
     assert budget.monthly_usd is not None
     amount = budget.monthly_usd
     first = month_start(today)
@@ -129,7 +173,7 @@ def status(budget: Budget, spent: float, today: date) -> BudgetStatus:
     )
 
 
-def team_status(store: LedgerStore, team: str, today: date) -> tuple[Budget, BudgetStatus] | None:
+def team_status(store: Database, team: str, today: date) -> tuple[TeamBudget, BudgetStatus] | None:
     """``team``'s budget this month and where it stands; None when it has none."""
     with store.reading("cannot read the budget") as conn:
         budget = in_force(_team_history(conn, team), today).get(team)
@@ -139,11 +183,11 @@ def team_status(store: LedgerStore, team: str, today: date) -> tuple[Budget, Bud
     return budget, status(budget, spent, today)
 
 
-def _team_history(conn: Connection, team: str) -> list[Budget]:
+def _team_history(conn: Connection, team: str) -> list[TeamBudget]:
     rows = conn.execute(
         sa.select(_budgets).where(_budgets.c.team == team).order_by(_budgets.c.starts)
     )
-    return [Budget.model_validate(dict(r._mapping)) for r in rows]
+    return [TeamBudget.of(r._mapping) for r in rows]
 
 
 def spent_by_team_one(conn: Connection, team: str, today: date) -> float:
@@ -154,7 +198,9 @@ def spent_by_team_one(conn: Connection, team: str, today: date) -> float:
     return int(conn.execute(query).scalar() or 0) / NANO
 
 
-def monthly_amounts(budgets: list[Budget], months: list[date]) -> Mapping[tuple[str, date], float]:
+def monthly_amounts(
+    budgets: list[TeamBudget], months: list[date]
+) -> Mapping[tuple[str, date], float]:
     """The budget in force per (team, month) for the given months' first days."""
     found: dict[tuple[str, date], float] = {}
     for month in months:

@@ -29,9 +29,10 @@ from sqlalchemy.engine import Connection, Row
 
 from agent.errors import InputError
 from agent.ledger import focus
-from agent.ledger.records import Call, SpendDaily
+from agent.ledger.records import Call
 from agent.ledger.rollup import KEY, SOURCE, SUMS, contribution
 from agent.ledger.store import LedgerStore
+from agent.ledger.tables import spend_daily as _spend
 from agent.ledger.values import flag, text, utc_iso
 
 Format = Literal["focus", "csv", "json"]
@@ -42,7 +43,6 @@ GRANULARITIES: tuple[Granularity, ...] = ("day", "call")
 BATCH = 2_000
 
 _calls = Call.__table__  # type: ignore[attr-defined]
-_spend = SpendDaily.__table__  # type: ignore[attr-defined]
 # The plain exports' columns: the ledger's id, then the record's fields in declared order.
 CALL_COLUMNS = ("id", *(c.name for c in _calls.columns if c.name != "id"))
 _CREATED = CALL_COLUMNS.index("created_at")

@@ -296,22 +296,29 @@ _PG_LOCK_ID = 0x6F776E6974  # "ownit"
 
 
 def _pending(conn: Connection) -> list[tuple[str, Migration]]:
-    if not sa.inspect(conn).has_table("ownit_migrations"):
-        return list(MIGRATIONS)
     done = {row[0] for row in conn.execute(sa.select(_applied.c.name))}
     return [(name, step) for name, step in MIGRATIONS if name not in done]
+
+
+def _no_table(exc: sa.exc.DBAPIError) -> bool:
+    """The error of reading a table that does not exist (SQLite; PostgreSQL's 42P01)."""
+    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
 
 
 def migrate(engine: Engine) -> list[str]:
     """Apply the migrations not yet recorded, under a lock; returns the names applied."""
     with engine.connect() as conn:
-        if not _pending(conn):  # the common case: one cheap read, no lock
-            return []
+        try:  # the common case: one cheap read, no lock (every report, every review)
+            if not _pending(conn):
+                return []
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+            if not _no_table(exc):  # a new ledger has none: it is created below
+                raise
     with engine.connect().execution_options(ownit_write=True) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
         # SQLite: the write transaction (BEGIN IMMEDIATE, see store.py) is the lock.
-        _applied.create(conn, checkfirst=True)
+        _applied.create(conn, checkfirst=True)  # a new ledger: then every migration is pending
         applied = []
         for name, step in _pending(conn):
             step(conn)

@@ -20,6 +20,7 @@ from agent.ledger.periods import label, start_of
 from agent.ledger.reports import Period
 
 if TYPE_CHECKING:  # the report path imports no ORM (a lead's report starts quickly)
+    from agent.ledger.database import Database
     from agent.ledger.records import OwnershipAnswer, OwnershipCheck
     from agent.ledger.store import LedgerStore
 
@@ -125,7 +126,7 @@ class OwnershipReport:
 
 
 def build(
-    store: LedgerStore,
+    store: Database,
     by: Sequence[str],
     period: Period | None,
     since: date | None,

@@ -1,15 +1,23 @@
 """Calendar periods in UTC: where a day's day, ISO week, month and quarter start and end, and
 their labels ("2026-11-26", "2026-W48", "2026-11", "2026-Q4"). The rollup stores the labels;
-reports walk the periods of a range with these."""
+reports walk the periods of a range with these. And ``utc``: every stored time is UTC."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from agent.ledger.reports import Period
 
 ONE_DAY = timedelta(days=1)
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant in UTC. A naive time is taken as UTC (SQLite hands them back so).
+
+    Stored times are UTC: SQLite keeps a time's wall clock and drops its offset, so 14:00+02:00
+    stored as is would read back as 14:00 UTC, two hours off in every report and repair."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def start_of(day: date, period: Period) -> date:

@@ -12,12 +12,32 @@ The tables' schema is created and changed only by ``migrations.py``; a test comp
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import JSON, BigInteger, DateTime, Index, String, false, text, true
 from sqlmodel import Field, SQLModel
+
+from agent.ledger.periods import utc
+from agent.ledger.reports import OnExceed
+
+__all__ = [
+    "MAX_INT",
+    "Budget",
+    "CachedChunk",
+    "Call",
+    "CallBase",
+    "CallRecord",
+    "OnExceed",
+    "Outcome",
+    "Run",
+    "RunInfo",
+    "RunStatus",
+    "SpendDaily",
+    "outcome_rank",
+    "utc",
+]
 
 # PostgreSQL's INTEGER; a larger PR number is a mistake, not a PR.
 MAX_INT = 2**31 - 1
@@ -47,14 +67,6 @@ _RANK = {
 def outcome_rank(outcome: str) -> int:
     """How far a call got; a later state of the same call replaces an earlier one, never back."""
     return _RANK.get(outcome, 0)
-
-
-def utc(value: datetime) -> datetime:
-    """The same instant in UTC. A naive time is taken as UTC (SQLite hands them back so).
-
-    Stored times are UTC: SQLite keeps a time's wall clock and drops its offset, so 14:00+02:00
-    stored as is would read back as 14:00 UTC, two hours off in every report and repair."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _cost() -> Any:
@@ -215,8 +227,6 @@ class CallRecord(CallBase):
 
 
 # --- budgets, the chunk cache and the spend rollup --------------------------------------------
-
-OnExceed = Literal["refuse", "downgrade", "warn"]
 
 
 class Budget(SQLModel, table=True):

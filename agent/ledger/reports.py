@@ -26,6 +26,8 @@ DIMENSIONS: tuple[Dimension, ...] = (
 )
 Period = Literal["day", "week", "month", "quarter"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month", "quarter")
+# What ``ownit review`` does when a review's planned cost does not fit the team's budget.
+OnExceed = Literal["refuse", "downgrade", "warn"]
 # A group whose spend grew more than this (a fraction) against the previous period is rising.
 RISING = 0.25
 
@@ -104,7 +106,7 @@ class BudgetStatus:
     spent_usd: float
     forecast_usd: float  # run-rate to the end of the month
     warn_at: float  # a fraction: 0.8 warns at 80 %
-    on_exceed: Literal["refuse", "downgrade", "warn"]
+    on_exceed: OnExceed
     state: Literal["ok", "warning", "over"]
 
     @property

@@ -18,26 +18,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from agent.ledger.periods import label
-from agent.ledger.records import Call, SpendDaily, utc
+from agent.ledger.records import Call, utc
+from agent.ledger.tables import KEY, NANO, SUMS
+from agent.ledger.tables import spend_daily as _spend
 
 _calls = Call.__table__  # type: ignore[attr-defined]
-_spend = SpendDaily.__table__  # type: ignore[attr-defined]
 
-KEY = ("day", "team", "repo", "pr_number", "author", "model_name", "model", "provider")
-SUMS = (
-    "calls",
-    "errors",
-    "unknown_calls",
-    "unpriced_calls",
-    "estimated_calls",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_nusd",
-    "cache_savings_nusd",
-)
+__all__ = ["KEY", "NANO", "SUMS", "Deltas", "contribution", "drift", "nusd", "rebuild", "rows_of"]
 # The columns of ``calls`` a contribution is computed from.
 SOURCE = (
     "created_at",
@@ -62,7 +49,6 @@ SOURCE_COLUMNS = tuple(_calls.c[name] for name in SOURCE)
 
 Key = tuple[Any, ...]
 _BILLED = ("answered", "ok", "invalid_output")
-NANO = 1_000_000_000
 
 
 def nusd(usd: float | None) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from agent.ledger.records import utc
-from agent.ledger.rollup import NANO
+from agent.ledger.periods import utc
+from agent.ledger.tables import NANO
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
 # (OWASP "CSV injection"), also after leading blanks; tab and carriage return hide one.

@@ -23,10 +23,12 @@ that open and close on one line are kept as they are (their content is literal).
 from __future__ import annotations
 
 import re
-
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from agent.redact import redact
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["HIDDEN", "md_block", "md_code", "md_inline", "one_line", "rich_text", "visible"]
 
@@ -228,4 +230,6 @@ def md_code(text: str) -> str:
 
 def rich_text(text: str) -> Text:
     """A value for a rich table cell or column: on one line, and never read as markup."""
+    from rich.text import Text  # here: the ledger's reports use no rich
+
     return Text(one_line(text))
