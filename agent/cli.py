@@ -54,9 +54,27 @@ app.command("questions")(cli_check.questions)
 app.command("check")(cli_check.check)
 
 
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` for a large result. On exit the runner asks for the SIGINT handler it
+    installed, and Python 3.11 builds that answer from a repr of the task, its whole result
+    included: half a second for a large diff's plan. The task here returns nothing."""
+    import asyncio
+
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await coro)
+
+    asyncio.run(main())
+    return box[0]
+
+
 def _run_interruptible(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro``; SIGINT or SIGTERM cancels it with the signal's name, so the review can
-    finish what it has (partial artifacts, ledger closed). A second signal acts at once."""
+    finish what it has (partial artifacts, ledger closed). A second signal acts at once.
+
+    Its handlers leave Python's default SIGINT handler in place, so the runner's exit does not
+    repr the result (see ``_run``)."""
     import asyncio  # here: ``ownit ledger ...`` and ``--help`` do not pay for it
 
     async def main() -> T:
@@ -228,9 +246,7 @@ def review(
             ci=ci,
         )
         if dry_run:
-            import asyncio
-
-            print_dry_run(asyncio.run(plan_only(request)), consoles.out)
+            print_dry_run(_run(plan_only(request)), consoles.out)
             return
         progress = TerminalProgress(consoles.err)
         try:
