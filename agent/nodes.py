@@ -73,24 +73,37 @@ async def triage(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any
     assert router is not None and router.triage is not None
     settings, files = router.triage, to_rate(state, ctx)
     title, repo = state.title or "(untitled)", state.source.repo or "(unknown)"
+    # Files unchanged since an earlier review keep their rating: only the rest is asked about.
+    held, files, problem = reuse.kept_ratings(ctx.cache, files, settings, count=not state.dry_run)
+    kept = [problem] if problem else []
+    if held:
+        kept.append(
+            f"triage: {len(held)} file(s) unchanged since an earlier review kept their rating"
+        )
+    router.rated({v.path: v.risk for v in held})
     work = risk_triage.batches(files, router, settings, title, repo)
     planned = risk_triage.outcome(
-        work, router, settings, risk_triage.heuristic(files), [], ran=False
+        work, router, settings, [*held, *risk_triage.heuristic(files)], kept, ran=False
     )
     why_not = risk_triage.unusable(router, settings, None if state.dry_run else ctx.client)
     if why_not is None and ctx.budget is not None and planned.cost_usd is not None:
         status, policy = ctx.budget.status, ctx.budget.budget.on_exceed
         if policy != "warn" and planned.cost_usd > status.remaining_usd:
             why_not = f"{status.team} has ${status.remaining_usd:,.2f} left of its budget"
-    if why_not is not None:
+    if why_not is not None and work:
         note = f"triage ({settings.model[0]}) not run: {why_not}; the path's risk stands"
-        return {"triage": replace(planned, notes=(note,))}
-    if state.dry_run:
-        return {"triage": planned}
+        return {"triage": replace(planned, notes=(*kept, note))}
+    if state.dry_run or not work:
+        return {"triage": replace(planned, ran=bool(held) and not state.dry_run)}
     assert ctx.client is not None
     verdicts, notes = await risk_triage.rate(work, ctx.client, settings, ctx.settings.concurrency)
     router.rated({v.path: v.risk for v in verdicts})
-    return {"triage": risk_triage.outcome(work, router, settings, verdicts, notes, ran=True)}
+    if problem := reuse.keep_ratings(ctx.cache, verdicts, files, settings):
+        notes.append(problem)
+    outcome = risk_triage.outcome(
+        work, router, settings, [*held, *verdicts], [*kept, *notes], ran=True
+    )
+    return {"triage": outcome}
 
 
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:

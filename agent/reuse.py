@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from agent import replies
+from agent import replies, risk_triage
 from agent.chunking import Chunk, ChunkFile, render_file
+from agent.config import Triage
 from agent.diff import Diff, FileDiff
 from agent.errors import LedgerError
 from agent.ledger import cache as cache_store
@@ -24,6 +25,7 @@ from agent.ledger.records import CachedChunk, CallRecord
 from agent.ledger.store import LedgerStore
 from agent.plan import schema_text
 from agent.redact import Redactor, redactor
+from agent.risk_triage import Verdict
 from agent.schema import ChunkReview, FileWalkthrough, ProposedQuestion
 from agent.state import ChunkResult
 from agent.tokens import count_tokens
@@ -228,3 +230,62 @@ class ContentCache:
             cache_store.remember(self.store, kept)
         except LedgerError as exc:
             self.problem = f"the content cache could not be written ({exc.message})"
+
+
+# --- triage ratings -------------------------------------------------------------------------
+
+
+def kept_ratings(
+    cache: ContentCache | None, files: Sequence[FileDiff], settings: Triage, *, count: bool
+) -> tuple[list[Verdict], list[FileDiff], str | None]:
+    """The verdicts kept for unchanged files, the files still to rate, and what went wrong
+    reading them (a missed saving, never a failed review)."""
+    if cache is None or not cache.read or not files:
+        return [], list(files), None
+    keys = {id(f): risk_triage.verdict_key(f, settings) for f in files}
+    try:
+        found = cache_store.lookup(cache.store, list(keys.values()), count=count)
+    except LedgerError as exc:
+        return [], list(files), f"kept triage ratings could not be read ({exc.message})"
+    held: list[Verdict] = []
+    rest: list[FileDiff] = []
+    for f in files:
+        entry = found.get(keys[id(f)])
+        verdict = risk_triage.kept(f, entry.result) if entry is not None else None
+        if verdict is not None:
+            held.append(verdict)
+        else:
+            rest.append(f)
+    return held, rest, None
+
+
+def keep_ratings(
+    cache: ContentCache | None,
+    verdicts: Sequence[Verdict],
+    files: Sequence[FileDiff],
+    settings: Triage,
+) -> str | None:
+    """Keep the model's ratings of ``files`` for the next review; what went wrong, if anything."""
+    if cache is None or not cache.write:
+        return None
+    by_path = {f.path: f for f in files}
+    now = datetime.now(UTC)
+    entries = [
+        CachedChunk(
+            key=risk_triage.verdict_key(by_path[v.path], settings),
+            prompt_version=risk_triage.version(),
+            model=settings.model[0],
+            result={"rated": v.rated, "reason": v.reason},
+            cost_usd=None,
+            created_at=now,
+            last_used_at=now,
+            hits=0,
+        )
+        for v in verdicts
+        if v.rated is not None and v.path in by_path
+    ]
+    try:
+        cache_store.remember(cache.store, entries)
+    except LedgerError as exc:
+        return f"triage ratings could not be kept ({exc.message})"
+    return None

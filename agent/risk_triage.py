@@ -19,12 +19,14 @@ any file to high, and move medium and low files either way.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
 from agent import prompts
+from agent.chunking import render_file
 from agent.config import RiskLevel, Triage
 from agent.diff import FileDiff, LineKind
 from agent.errors import ModelCallError, NoModelError
@@ -326,3 +328,32 @@ def outcome(
         cost_usd=cost,
         notes=tuple(notes),
     )
+
+
+# --- verdicts kept for re-reviews -------------------------------------------------------------
+# A re-review after a push rates only the files that changed: a file's rating is kept in the
+# content cache (the ``chunk_cache`` table, under its own prompt version) by the rubric, the
+# model and the file exactly as the diff has it. The kept value is the model's rating; the path
+# heuristic's floor is applied again on reuse.
+
+
+@cache
+def version() -> str:
+    """The triage prompt and reply schema, as verdicts are kept under."""
+    text = f"{prompts.load('triage').version}\0{_shape()}"
+    return "triage-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def verdict_key(file: FileDiff, settings: Triage) -> str:
+    parts = (version(), settings.model[0], str(settings.excerpt_lines), render_file(file))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def kept(file: FileDiff, result: dict[str, object]) -> Verdict | None:
+    """A kept rating as this run's verdict (None when the entry is not one)."""
+    rated, reason = result.get("rated"), result.get("reason")
+    if rated not in ("low", "medium", "high") or not isinstance(reason, str):
+        return None
+    path_risk = risk_level(file)
+    risk: RiskLevel = "high" if path_risk == "high" else rated
+    return Verdict(file.path, risk, path_risk, rated, reason)

@@ -380,3 +380,33 @@ def test_what_the_triage_spent_comes_out_of_max_cost(srv: LLMServer, tmp_path: P
     assert rated.cost_usd is not None and rated.cost_usd > 1.0
     assert not [c for c in calls() if c.purpose.startswith("chunk-")]
     assert any("spent on triage" in p for p in result.problems), result.problems
+
+
+def test_a_re_review_rates_only_the_files_that_changed(srv: LLMServer, tmp_path: Path) -> None:
+    """After a push the unchanged files keep their rating (no triage call for them), and a
+    file the triage raised stays with the strong model, so its review comes from the cache."""
+    config = write_config(tmp_path, srv.url)
+    patch = tmp_path / "change.patch"
+
+    def run(bodies: dict[str, list[str]]) -> Review:
+        patch.write_bytes(diff_of(bodies))
+        return asyncio.run(
+            run_review(ReviewRequest(cwd=tmp_path, diff_path=patch, config_path=config))
+        )
+
+    first = run(BODIES)
+    assert first.triage is not None and len(first.triage.files) == 4
+    srv.requests.clear()
+    pushed = {**BODIES, PLAIN: [*BODIES[PLAIN], "    # shout"]}
+    second = run(pushed)
+    triaged = [r for r in srv.requests if llm_server.is_triage(b"", r.body)]
+    assert len(triaged) == 1
+    shown = llm_server._messages_text(triaged[0].body, roles=("user",))
+    assert PLAIN in shown and HELPER not in shown
+    assert second.triage is not None
+    risks = {f.path: (f.risk, f.rated) for f in second.triage.files}
+    assert risks[HELPER] == ("high", "high")  # the kept rating, not the path's low
+    # Only the changed file was reviewed again; the helper's review came from the cache, kept
+    # under the strong model the kept rating routes it to.
+    assert set(reviewed_by(srv)) == {PLAIN}
+    assert any("kept their rating" in n for n in second.notes)
