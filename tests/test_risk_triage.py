@@ -396,6 +396,12 @@ def test_a_re_review_rates_only_the_files_that_changed(srv: LLMServer, tmp_path:
 
     first = run(BODIES)
     assert first.triage is not None and len(first.triage.files) == 4
+    # A dry run of the same diff routes by the kept ratings too: every file's review is found
+    # in the cache (the raised helper's under the strong model), nothing would be sent.
+    from agent.review import dry_run
+
+    planned = asyncio.run(dry_run(ReviewRequest(cwd=tmp_path, diff_path=patch, config_path=config)))
+    assert planned.plan.chunks == ()
     srv.requests.clear()
     pushed = {**BODIES, PLAIN: [*BODIES[PLAIN], "    # shout"]}
     second = run(pushed)
