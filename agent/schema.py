@@ -127,24 +127,31 @@ class ChunkReview(_Reply):
 def _keep_valid(
     items: Any, kind: Literal["question", "walkthrough"], dropped: list[Dropped]
 ) -> Any:
-    if not isinstance(items, list):
-        return items  # the reply itself is invalid; the handler says why
     model: type[BaseModel] = ProposedQuestion if kind == "question" else FileWalkthrough
-    kept = []
+    name = "question" if kind == "question" else "path"
+    kept, bad = _split_valid(items, model, name, f"(a {kind})")
+    dropped += [Dropped(kind=kind, what=what, reason=why) for what, why in bad]
+    return kept
+
+
+def _split_valid(
+    items: Any, model: type[BaseModel], name: str, unnamed: str
+) -> tuple[Any, list[tuple[str, str]]]:
+    """The items of a reply's list that validate as ``model``, and (what, why) for each that
+    does not (``what``: its ``name`` field, cut, else ``unnamed``): one bad item is dropped,
+    not the reply. Not a list: returned as it is, for the handler to say why."""
+    if not isinstance(items, list):
+        return items, []
+    kept, bad = [], []
     for item in items:
         try:
             model.model_validate(item)
         except ValidationError as exc:
-            text = (
-                item.get("question" if kind == "question" else "path")
-                if isinstance(item, dict)
-                else None
-            )
-            what = str(text)[:80] if text else f"(a {kind})"
-            dropped.append(Dropped(kind=kind, what=what, reason=describe(exc, limit=2)))
+            text = item.get(name) if isinstance(item, dict) else None
+            bad.append((str(text)[:80] if text else unnamed, describe(exc, limit=2)))
             continue
         kept.append(item)
-    return kept
+    return kept, bad
 
 
 class Synthesis(_Reply):
@@ -227,16 +234,8 @@ class TriageReply(_Reply):
         # not the whole reply.
         dropped: list[str] = []
         if isinstance(data, dict) and isinstance(data.get("files"), list):
-            kept = []
-            for item in data["files"]:
-                try:
-                    FileRisk.model_validate(item)
-                except ValidationError as exc:
-                    path = item.get("path") if isinstance(item, dict) else None
-                    what = str(path)[:80] if path else "(a rating)"
-                    dropped.append(f"{what}: {describe(exc, limit=2)}")
-                    continue
-                kept.append(item)
+            kept, bad = _split_valid(data["files"], FileRisk, "path", "(a rating)")
+            dropped = [f"{what}: {why}" for what, why in bad]
             data = {**data, "files": kept}
         reply = handler(data)
         if isinstance(reply, TriageReply):
