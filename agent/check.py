@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,30 +21,26 @@ from pydantic import ValidationError
 
 from agent import anchored_code, grading
 from agent.answers import Answer, parse_answers, parse_override
-from agent.client import Endpoint, ModelClient, Transport
+from agent.client import Transport
 from agent.config import Config, Ownership, load_config
 from agent.diff import Diff, parse_diff
 from agent.errors import InputError, LedgerError, ModelCallError
 from agent.forge import Comment, Forge, forge_for, parse_pull_url
-from agent.gateway import Attribution
-from agent.ledger import LedgerStore, Recorder, RunInfo
+from agent.ledger import LedgerStore, Recorder
 from agent.ledger.ownership import earlier_verdicts, record_check
 from agent.ledger.records import OwnershipAnswer, OwnershipCheck
-from agent.ledger.store import host_name
-from agent.llm import LiteLLMTransport, model_facts
 from agent.masking import mask
 from agent.ownership import Check, Graded, Override, gate_passes, required
 from agent.providers import choose_model
-from agent.redact import redact, remember
 from agent.render.comment import MARKER, Previous, previous_state, state_key
 from agent.result import Question, Review
 from agent.review import (
     ReviewRequest,
+    model_client,
     open_ledger,
-    ownit_version,
     read_source,
     refuse_hosted,
-    team_for,
+    run_info,
     usable_fallbacks,
 )
 from agent.screening import screen
@@ -243,19 +238,12 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
 
     diff = mask(parse_diff(source.data), source.title).diff
     latest = {g.answer.question_id: g for g in given}  # the last answer to each question counts
-    run = RunInfo(
-        id=uuid.uuid4().hex,
-        started_at=datetime.now(UTC),
-        team=request.team or team_for(_review_request(request), source, config),
-        repo=request.repo or source.repo,
-        pr_number=source.pr_number or request.pr_number,
-        head_sha=source.head_sha,
-        base=source.base,
-        author=source.author,
+    run = run_info(
+        _review_request(request),
+        source,
+        config,
+        model_name=None,
         prompt_version=grading.version(),
-        ownit_version=ownit_version(),
-        host=host_name(),
-        pid=os.getpid(),
     )
     store, ledger_error = open_ledger(request.ledger_url)
 
@@ -324,13 +312,7 @@ async def run_check(request: CheckRequest, *, transport: Transport | None = None
             recorder = Recorder(run, store, error=ledger_error)
             fallbacks, fallback_notes = usable_fallbacks(config, config.fallback_chain(model.name))
             notes += fallback_notes
-            remember(*(m.api_key.get_secret_value() for m in [model, *fallbacks] if m.api_key))
-            client = ModelClient(
-                [Endpoint(m, model_facts(m)) for m in [model, *fallbacks]],
-                transport or LiteLLMTransport(redact, Attribution.of(run)),
-                recorder,
-                config.review,
-            )
+            client = model_client(config, [model, *fallbacks], run, recorder, transport)
             try:
                 verdicts = await grading.grade(
                     client, [t for _, t in fresh], source.title or "", source.repo or ""

@@ -10,7 +10,7 @@ import asyncio
 import os
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -152,21 +152,26 @@ def _prepare(request: ReviewRequest) -> tuple[DiffSource, Config]:
     return source, _configure(request, source)
 
 
-def _run_info(
-    request: ReviewRequest, source: DiffSource, model: ResolvedModel, config: Config
+def run_info(
+    request: ReviewRequest,
+    source: DiffSource,
+    config: Config,
+    *,
+    model_name: str | None,
+    prompt_version: str,
 ) -> RunInfo:
-    """The run's identity, built once and passed down."""
+    """The run's identity (a review's, or an ownership check's), built once and passed down."""
     return RunInfo(
         id=uuid.uuid4().hex,
         started_at=datetime.now(UTC),
         team=team_for(request, source, config),
-        repo=source.repo,
+        repo=request.repo or source.repo,
         pr_number=request.pr_number or source.pr_number,
         head_sha=source.head_sha,
         base=source.base,
         author=source.author,
-        model_name=model.name,
-        prompt_version=prompts.version(),
+        model_name=model_name,
+        prompt_version=prompt_version,
         ownit_version=ownit_version(),
         host=host_name(),
         pid=os.getpid(),
@@ -178,7 +183,7 @@ async def dry_run(request: ReviewRequest) -> DryRun:
     source, config = _prepare(request)
     model = choose_model(config, request.model, require_usable=False)
     facts = model_facts(model)
-    run = _run_info(request, source, model, config)
+    run = run_info(request, source, config, model_name=model.name, prompt_version=prompts.version())
     store = _ledger_for_reading(request.ledger_url)
     router = _router(config, model, run)
     try:
@@ -314,6 +319,30 @@ def usable_fallbacks(
     return usable, notes
 
 
+def model_client(
+    config: Config,
+    chain: Sequence[ResolvedModel],
+    run: RunInfo,
+    recorder: Recorder,
+    transport: Transport | None,
+    *,
+    routed: Sequence[ResolvedModel] = (),
+) -> ModelClient:
+    """A run's model client (a review's or an ownership check's): ``chain`` and the ``routed``
+    models, through LiteLLM unless ``transport`` stands in. Every configured key is made known
+    to the redaction at the edges first, not only this run's. Facts are looked up when first
+    needed: for a model providers.yaml does not describe in full, that waits for LiteLLM's map,
+    which may be loading meanwhile."""
+    remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
+    return ModelClient(
+        [Endpoint(m, _facts_of(m)) for m in chain],
+        transport or LiteLLMTransport(redact, Attribution.of(run)),
+        recorder,
+        config.review,
+        routed=[Endpoint(m, _facts_of(m)) for m in routed],
+    )
+
+
 def refuse_hosted(config: Config, model: ResolvedModel) -> None:
     if config.local_only and not is_local(model):
         raise ConfigError(
@@ -342,7 +371,7 @@ async def run_review(
     # An empty diff is a complete review with nothing in it; it needs no model or key.
     empty = not source.data.strip()
     model = choose_model(config, request.model, require_usable=not empty)
-    run = _run_info(request, source, model, config)
+    run = run_info(request, source, config, model_name=model.name, prompt_version=prompts.version())
     store, ledger_error = open_ledger(request.ledger_url)
     recorder = Recorder(
         run,
@@ -360,18 +389,8 @@ async def run_review(
     routed, _ = usable_fallbacks(
         config, router.named() if router else (), skip={m.name for m in chain}
     )
-    # Every configured key is known to the redaction at the edges, not only this run's.
-    remember(*(m.api_key.get_secret_value() for m in [*catalogue(config), *chain] if m.api_key))
-    # Facts are looked up when first needed: for a model providers.yaml does not describe in
-    # full, that waits for LiteLLM's map, which is loading meanwhile.
-    endpoints = [Endpoint(m, _facts_of(m)) for m in chain]
-    client = ModelClient(
-        endpoints,
-        transport or LiteLLMTransport(redact, Attribution.of(run)),
-        recorder,
-        config.review,
-        routed=[Endpoint(m, _facts_of(m)) for m in routed],
-    )
+    client = model_client(config, chain, run, recorder, transport, routed=routed)
+    endpoints = list(client.endpoints)
     guard, budget_note = (None, None) if empty else _budget(store, run.team, config)
     ctx = ReviewContext(
         settings=config.review,
