@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from agent.ledger.periods import label, start_of
+from agent.ledger.periods import label, start_of, utc
 from agent.ledger.reports import Period
 
 if TYPE_CHECKING:  # the report path imports no ORM (a lead's report starts quickly)
@@ -188,8 +188,7 @@ def build(
 def _moment(value: datetime | str) -> datetime:
     """An aggregate's time in UTC: SQLite hands MIN() of a timestamp back as its text, and
     naive (stored as UTC)."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _changes(rows: list[OwnershipRow]) -> None:

@@ -6,7 +6,7 @@ Verdicts and one line of feedback per question; never an expected answer (ownit 
 
 from __future__ import annotations
 
-from agent.ownership import Check, Graded, required, shown
+from agent.ownership import Check, required, shown
 from agent.render.safe import md_code, md_inline, one_line
 from agent.result import Question
 
@@ -27,8 +27,8 @@ _RULE = {
 
 def verdict_line(check: Check) -> str:
     """One line: the gate and the counts. Also the commit status's description."""
-    wanted = [g for g in check.graded if _counts(g, check)]
-    shown = [g for g in wanted if _shown(g, check)]
+    wanted = [g for g in check.graded if required(g.question, check.require)]
+    met = [g for g in wanted if shown(g.status, check.pass_on)]
     if check.override is not None:
         head = f"Ownership gate overridden by @{check.override.by}: {check.override.reason}"
     elif check.passed:
@@ -36,18 +36,10 @@ def verdict_line(check: Check) -> str:
     else:
         head = "Ownership not shown yet"
     return one_line(
-        f"{head} ({len(shown)}/{len(wanted)} required question(s) "
+        f"{head} ({len(met)}/{len(wanted)} required question(s) "
         f"{'understood' if check.pass_on == 'understood' else 'at least partly understood'}; "
         f"{check.shown}/{len(check.graded)} in all)"
     )
-
-
-def _counts(g: Graded, check: Check) -> bool:
-    return required(g.question, check.require)
-
-
-def _shown(g: Graded, check: Check) -> bool:
-    return shown(g.status, check.pass_on)
 
 
 def render_markdown(check: Check) -> str:
@@ -57,7 +49,11 @@ def render_markdown(check: Check) -> str:
     out.append("|---|---|---|---|---|")
     for g in check.graded:
         q = g.question
-        mark = " (required)" if check.require != "report" and _counts(g, check) else ""
+        mark = (
+            " (required)"
+            if check.require != "report" and required(g.question, check.require)
+            else ""
+        )
         out.append(
             f"| {q.rank} | {md_inline(_short(q.question))} {md_code(str(q.anchor))} | "
             f"{q.priority}{mark} | {_LABEL[g.status]} | {md_inline(g.feedback) or '—'} |"
@@ -85,7 +81,7 @@ def render_text(check: Check) -> str:
     lines = [verdict_line(check), f"required: {_RULE[check.require]}", ""]
     for g in check.graded:
         q = g.question
-        need = "*" if check.require != "report" and _counts(g, check) else " "
+        need = "*" if check.require != "report" and required(g.question, check.require) else " "
         lines.append(f"{need}Q{q.rank} [{q.id[:8]}] {_LABEL[g.status]}  ({q.priority}) {q.anchor}")
         lines.append(f"    {_short(q.question, 100)}")
         if g.feedback:
