@@ -309,25 +309,38 @@ def test_the_gate_is_the_exit_code_and_an_override_is_recorded(
 # --- in a pull request: answers in comments, the status, the comment --------------------------
 
 
+def pushed(srv: Any, tmp: Path, config: Path, diff: str, head: str = "b" * 40) -> Review:
+    """A push to acme/widgets#42 on the GitHub stand-in, reviewed, with ownit's comment posted."""
+    from agent.forge import forge_to_post
+    from agent.reporters import CommentReporter
+
+    srv.add_github_pr(
+        "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
+        base_sha="a" * 40, head_sha=head, diff=diff,
+    )  # fmt: skip
+    url = pr_url(srv)
+    request = ReviewRequest(cwd=tmp, pr_url=url, config_path=config)
+    review = asyncio.run(run_review(request, transport=FakeTransport(good)))
+    CommentReporter(forge_to_post(url, None, os.environ)).deliver(review)
+    return review
+
+
+def pr_url(srv: Any) -> str:
+    return f"{srv}/acme/widgets/pull/42"  # a GitHub Enterprise URL: the API is under /api/v3
+
+
 def test_answers_in_pr_comments_count_only_from_the_author(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = with_ownership(write_config(tmp_path), require="high", maintainers=["lead"])
-    diff = EXAMPLE.read_text()
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
     with forge_server.serve() as srv:
-        srv.add_github_pr(
-            "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
-            base_sha="a" * 40, head_sha="b" * 40, diff=diff,
-        )  # fmt: skip
-        url = f"{srv}/acme/widgets/pull/42"  # a GitHub Enterprise URL: the API is under /api/v3
-        request = ReviewRequest(cwd=tmp_path, pr_url=url, config_path=config)
-        review = asyncio.run(run_review(request, transport=FakeTransport(good)))
         from agent.forge import forge_to_post
-        from agent.reporters import CommentReporter, post_check
+        from agent.reporters import post_check
 
+        pushed(srv, tmp_path, config, EXAMPLE.read_text())
+        url = pr_url(srv)
         forge = forge_to_post(url, None, os.environ)
-        CommentReporter(forge).deliver(review)
         srv.forge.add_comment(
             "acme", "widgets", 42, f"Q1: {GOOD['time']}", user="dana-reyes", bot=False
         )
@@ -398,32 +411,18 @@ def test_an_answers_number_means_the_question_it_had_when_written(
 ) -> None:
     """Q1 before a push and Q1 after it are different questions: each answer goes to the one
     the comment showed when it was written (by comment order, not the runner's clock)."""
-    from agent.forge import forge_to_post
-    from agent.reporters import CommentReporter
-
     config = with_ownership(write_config(tmp_path), require="all")
     first = EXAMPLE.read_text()
     # The push drops payments/client.py from the change: what was Q2 is now Q1.
     second = "diff --git a/payments/config.py" + first.split("diff --git a/payments/config.py")[1]
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
     with forge_server.serve() as srv:
-        url = f"{srv}/acme/widgets/pull/42"
-
-        def push(diff: str, head: str) -> Review:
-            srv.add_github_pr(
-                "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
-                base_sha="a" * 40, head_sha=head, diff=diff,
-            )  # fmt: skip
-            request = ReviewRequest(cwd=tmp_path, pr_url=url, config_path=config)
-            review = asyncio.run(run_review(request, transport=FakeTransport(good)))
-            CommentReporter(forge_to_post(url, None, os.environ)).deliver(review)
-            return review
-
-        before = push(first, "b" * 40)
+        url = pr_url(srv)
+        before = pushed(srv, tmp_path, config, first)
         srv.forge.add_comment(
             "acme", "widgets", 42, f"Q1: {GOOD['time']}", user="dana-reyes", bot=False
         )
-        after = push(second, "c" * 40)
+        after = pushed(srv, tmp_path, config, second, "c" * 40)
         assert after.questions[0].id == before.questions[1].id  # renumbered
         check_pr = CheckRequest(cwd=tmp_path, pr_url=url, config_path=config)
         result = asyncio.run(run_check(check_pr, transport=FakeTransport(good)))
@@ -569,25 +568,13 @@ def test_with_a_state_key_an_edited_question_is_refused(
     """Whoever can edit others' comments (write access) could swap the questions in ownit's
     hidden state for easy ones; signed with OWNIT_STATE_KEY, the check refuses them."""
     from agent.errors import InputError
-    from agent.forge import forge_to_post
-    from agent.reporters import CommentReporter
 
     config = write_config(tmp_path)
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_test")
     monkeypatch.setenv("OWNIT_STATE_KEY", "a-ci-secret")
     with forge_server.serve() as srv:
-        srv.add_github_pr(
-            "acme", "widgets", 42, title="Retry charges", body="", author="dana-reyes",
-            base_sha="a" * 40, head_sha="b" * 40, diff=EXAMPLE.read_text(),
-        )  # fmt: skip
-        url = f"{srv}/acme/widgets/pull/42"
-        review = asyncio.run(
-            run_review(
-                ReviewRequest(cwd=tmp_path, pr_url=url, config_path=config),
-                transport=FakeTransport(good),
-            )
-        )
-        CommentReporter(forge_to_post(url, None, os.environ)).deliver(review)
+        review = pushed(srv, tmp_path, config, EXAMPLE.read_text())
+        url = pr_url(srv)
         srv.forge.add_comment(
             "acme", "widgets", 42, f"Q1: {GOOD['time']}", user="dana-reyes", bot=False
         )
