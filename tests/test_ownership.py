@@ -466,18 +466,22 @@ def test_a_credential_pasted_into_an_answer_is_masked_before_grading(tmp_path: P
     assert key not in sent and "«secret:" in sent and "time.sleep" in sent
 
 
-def test_under_local_only_a_hosted_grader_is_refused(tmp_path: Path) -> None:
+def test_under_local_only_a_hosted_grader_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agent.errors import ConfigError
 
     config = write_config(tmp_path)
     review = review_of(tmp_path, config)
     data = json.loads(config.read_text())
     data["local_only"] = True
-    data["models"]["hosted"] = {"model": "openai/gpt-4.1-mini", "api_key": "sk-x"}
+    data["models"]["hosted"] = {"model": "openai/gpt-4.1-mini", "api_key": "${OPENAI_API_KEY}"}
     data["ownership"] = {"model": "hosted"}
     config.write_text(json.dumps(data))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     transport = FakeTransport(good)
-    with pytest.raises(ConfigError, match="local_only"):
+    # (the message itself: the test's own path holds the words "local_only")
+    with pytest.raises(ConfigError, match="is a hosted model, and local_only is set"):
         check(tmp_path, config, form(review, {1: GOOD["time"]}), transport)
     assert transport.requests == []
 
