@@ -8,7 +8,6 @@ could not be posted.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -128,6 +127,8 @@ def check(
             override=override,
             actor=_actor(),
         )
+        import asyncio  # here: every ledger command imports this module and never runs it
+
         result = asyncio.run(run_check(request))
 
     out(redact(render_text(result)))
