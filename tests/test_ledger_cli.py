@@ -208,7 +208,8 @@ def test_the_report_imports_neither_the_models_nor_rich(tmp_path: Path) -> None:
         " '--top', '3'])\n"
         "    assert r.exit_code == 0, (fmt, r.output)\n"
         "heavy = [m for m in ('sqlmodel', 'sqlalchemy.orm', 'agent.ledger.records',"
-        " 'agent.ledger.store', 'agent.ledger.rollup', 'rich', 'psycopg', 'pydantic') if m in sys.modules]\n"
+        " 'agent.ledger.store', 'agent.ledger.rollup', 'rich', 'psycopg', 'pydantic')"
+        " if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
