@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import PurePosixPath
 
 from agent import anchors
 from agent.chunking import Chunk
@@ -129,8 +128,9 @@ def check(reply: ChunkReview, chunk: Chunk, diff: Diff) -> Checked:
             )
         )
     reasons = []
+    known = mentionable(diff)
     for reason in reply.risk_reasons:
-        if stray := strays(reason, diff):
+        if stray := strays(reason, known):
             dropped.append(
                 Dropped(
                     kind="risk_reason",
@@ -156,16 +156,16 @@ _FILE = re.compile(
 )
 
 
-def strays(text: str, diff: Diff) -> list[str]:
-    """File names in ``text`` that are not files of the diff."""
-    paths = [f.path for f in diff.files]
-    names = {PurePosixPath(p).name.lower() for p in paths}
-    found = []
-    for name in _FILE.findall(text):
-        lowered = name.lower()
-        if "/" in name:
-            if not any(p.lower() == lowered or p.lower().endswith("/" + lowered) for p in paths):
-                found.append(name)
-        elif lowered not in names:
-            found.append(name)
-    return found
+def mentionable(diff: Diff) -> frozenset[str]:
+    """What a reply may name of ``diff``, lower-cased: each path and each of its tails after a
+    ``/`` (``agent/x.py``, ``x.py``). Computed once per reply: a big diff has hundreds of files."""
+    found: set[str] = set()
+    for f in diff.files:
+        parts = f.path.lower().split("/")
+        found.update("/".join(parts[i:]) for i in range(len(parts)))
+    return frozenset(found)
+
+
+def strays(text: str, known: frozenset[str]) -> list[str]:
+    """File names in ``text`` that are not files of the diff (``known``: ``mentionable``)."""
+    return [name for name in _FILE.findall(text) if name.lower() not in known]

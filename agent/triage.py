@@ -15,7 +15,6 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import PurePosixPath
 
 from agent.config import ReviewSettings
 from agent.diff import FileDiff, FileStatus, LineKind
@@ -50,7 +49,7 @@ class Decision:
 def matching(path: str, patterns: tuple[str, ...]) -> str | None:
     """The first glob of ``patterns`` the path (or its file name) matches, as review.exclude
     reads them; routing rules' ``paths`` too."""
-    name = PurePosixPath(path).name
+    name = path.rsplit("/", 1)[-1]  # diff paths are POSIX and never end in "/"
     for pattern, compiled in _compiled(patterns):
         if compiled.match(path) or compiled.match(name):
             return pattern

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agent.client import ModelRequest
+from agent.diff import parse_diff
 from agent.errors import (
     ContextOverflowError,
     CredentialsError,
@@ -22,6 +23,7 @@ from agent.errors import (
     TransientError,
 )
 from agent.ledger import LedgerStore
+from agent.replies import mentionable, strays
 from agent.result import Review
 from agent.review import ReviewRequest, run_review
 from tests.conftest import ROOT
@@ -369,6 +371,17 @@ def test_walkthroughs_and_risk_reasons_about_other_files_are_dropped(tmp_path: P
     assert review.complete
     assert "src/not_in_diff.py" not in review.model_dump_json(exclude={"dropped"})
     assert review.dropped.walkthroughs == 1 and review.dropped.risk_reasons == 1
+
+
+def test_a_risk_reason_may_name_a_file_of_the_diff_by_path_tail_or_name() -> None:
+    diff = parse_diff("--- a/src/pay/Charges.py\n+++ b/src/pay/Charges.py\n@@ -1 +1 @@\n-a\n+b\n")
+    known = mentionable(diff)
+    named = "src/pay/charges.py, pay/Charges.py and CHARGES.PY change; so do ay/charges.py,"
+    assert strays(named + " x/charges.py and refunds.py", known) == [
+        "ay/charges.py",
+        "x/charges.py",
+        "refunds.py",
+    ]
 
 
 # --- windows --------------------------------------------------------------------------------
