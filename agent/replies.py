@@ -128,9 +128,13 @@ def check(reply: ChunkReview, chunk: Chunk, diff: Diff) -> Checked:
             )
         )
     reasons = []
-    known = mentionable(diff)
+    known: frozenset[str] | None = None  # built when a reason first names a file
     for reason in reply.risk_reasons:
-        if stray := strays(reason, known):
+        stray: list[str] = []
+        if _FILE.search(reason):
+            known = mentionable(diff) if known is None else known
+            stray = strays(reason, known)
+        if stray:
             dropped.append(
                 Dropped(
                     kind="risk_reason",
