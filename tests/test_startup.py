@@ -139,3 +139,37 @@ def test_nothing_litellm_imports_is_imported_by_the_review_meanwhile(tmp_path: P
     assert spied.returncode == 0, spied.stderr[-2000:]
     during = set(json.loads(spied.stdout.strip().splitlines()[-1]))
     assert not during & litellms, sorted(during & litellms)
+
+
+def test_the_bundled_models_are_described_in_full_as_litellms_map_has_them() -> None:
+    """So a dry run of the bundled catalogue (the README's first command) plans and prices
+    every model without loading LiteLLM; where the map knows the model, providers.yaml says
+    what it says (a vendor's change shows up here when LiteLLM's pin is raised)."""
+    from agent.config import load_config
+
+    config = load_config()
+    for name, entry in config.models.items():
+        model = resolve(name, entry, {})
+        facts = llm.entry_facts(entry)
+        assert facts is not None, f"{name} is not described in full"
+        info = llm.litellm().get_model_info(model.litellm_model) if name != "ollama" else {}
+        if info:
+            assert facts.context_window == info["max_input_tokens"], name
+            assert facts.max_output_tokens == info["max_output_tokens"], name
+
+
+def test_a_dry_run_of_the_bundled_catalogue_does_not_load_litellm(tmp_path: Path) -> None:
+    code = f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from typer.testing import CliRunner
+        from agent.cli import app
+
+        patch = {str(ROOT / "examples" / "retry-charges.patch")!r}
+        r = CliRunner().invoke(app, ["review", "--diff", patch, "--dry-run"])
+        assert r.exit_code == 0, r.output
+        assert "claude-sonnet" in r.output and "mistral" in r.output, r.output
+        assert "litellm" not in sys.modules, "litellm imported"
+    """
+    done = _run(code, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
