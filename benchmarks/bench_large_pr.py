@@ -703,14 +703,17 @@ async def run_latency(bench: Bench) -> str:
     model, no_floor = bench.model(latency_ms), floor_of(Corpus("", ()))
     await bench.ownit.in_process(path, bench.model(0))  # warm-up: imports, tokenizer, client
     runs: dict[str, list[tuple[Measure, dict[str, int]]]] = {"in-process": [], "CLI": []}
+    timelines: dict[str, str] = {}
     for rep in range(args.runs):
         progress(f"latency: run {rep + 1}/{args.runs} ...")
         with captured(bench.srv) as cap:
             ok, note, review = await bench.ownit.in_process(path, model)
         runs["in-process"].append((measure(cap, no_floor, ok, note), call_purposes(review)))
+        timelines["in-process"] = timeline(cap, args.concurrency)
         with captured(bench.srv) as cap:
             ok, note, data = bench.ownit.cli(path, model)
         runs["CLI"].append((measure(cap, no_floor, ok, note), call_purposes(data)))
+        timelines["CLI"] = timeline(cap, args.concurrency)
     waves = math.ceil(chunks / args.concurrency)
     ideal, with_synthesis = waves * latency_ms / 1000, (waves + 1) * latency_ms / 1000
     rows = [latency_row(mode, pairs, ideal, with_synthesis) for mode, pairs in runs.items()]
@@ -722,7 +725,21 @@ async def run_latency(bench: Bench) -> str:
     )
     headers = ["ownit", "wall s", "min-max s", "chunk calls", "synthesis calls"]
     headers += ["1st request s", "waiting s", "vs ideal", "vs ideal + synthesis"]
-    return head + table(headers, rows)
+    when = "\n".join(f"{mode}: {line}" for mode, line in timelines.items())
+    return head + table(headers, rows) + "\n\nRequests sent (last run), s from start:\n" + when
+
+
+def timeline(cap: Capture, concurrency: int) -> str:
+    """When each wave of ``concurrency`` requests left (its first and last), from the start,
+    then the run's end: the gaps show what ownit spends between a wave's answers and the next
+    wave."""
+    starts = sorted(a - cap.start for a, _ in cap.intervals)
+    waves = [starts[i : i + concurrency] for i in range(0, len(starts), concurrency)]
+    shown = [f"{w[0]:.2f}-{w[-1]:.2f}" if len(w) > 1 else f"{w[0]:.2f}" for w in waves]
+    return (
+        ", ".join(shown)
+        + f"; last answer {max(b for _, b in cap.intervals) - cap.start:.2f}, end {cap.wall:.2f}"
+    )
 
 
 def latency_row(
