@@ -96,12 +96,14 @@ async def triage(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any
     if state.dry_run or not work:
         return {"triage": replace(planned, ran=bool(held) and not state.dry_run)}
     assert ctx.client is not None
-    verdicts, notes = await risk_triage.rate(work, ctx.client, settings, ctx.settings.concurrency)
+    verdicts, notes, answered = await risk_triage.rate(
+        work, ctx.client, settings, ctx.settings.concurrency
+    )
     router.rated({v.path: v.risk for v in verdicts})
     if problem := reuse.keep_ratings(ctx.cache, verdicts, files, settings):
         notes.append(problem)
     outcome = risk_triage.outcome(
-        work, router, settings, [*held, *verdicts], [*kept, *notes], ran=True
+        work, router, settings, [*held, *verdicts], [*kept, *notes], ran=bool(answered or held)
     )
     return {"triage": outcome}
 

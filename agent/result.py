@@ -155,7 +155,8 @@ class TriageReport(BaseModel):
     """The triage pass: which model rated the files, what it cost, and what it moved."""
 
     model_name: str
-    # False when the triage model could not be used (the notes say why): routed by path risk.
+    # False when the triage model could not be used or every call to it failed (the notes say
+    # why): routed by path risk.
     ran: bool
     calls: int  # its ledger rows (a retry or a repair is a call)
     cost_usd: float | None  # None when a billed call has no price

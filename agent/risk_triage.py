@@ -78,7 +78,9 @@ class Outcome:
 
     models: tuple[str, ...]  # the triage model, then the models that take over its call
     verdicts: tuple[Verdict, ...]
-    ran: bool  # the triage model was asked; False: a dry run, or it could not be used
+    # It rated files (this run, or kept from an earlier one); False: a dry run, it could not
+    # be used, or every call failed.
+    ran: bool
     calls: int  # one per batch (planned, in a dry run)
     prompt_tokens: int  # our count of the prompts
     output_tokens: int  # estimated
@@ -266,13 +268,14 @@ def problem(reply: TriageReply, files: Sequence[FileDiff]) -> str | None:
 
 async def rate(
     work: Sequence[Batch], client: ModelClient, settings: Triage, concurrency: int
-) -> tuple[list[Verdict], list[str]]:
-    """Ask the triage model about every batch, at most ``concurrency`` at once. A batch whose
-    call fails keeps its files' path risk, with a note: never an error."""
+) -> tuple[list[Verdict], list[str], int]:
+    """Ask the triage model about every batch, at most ``concurrency`` at once: the verdicts,
+    the notes, and how many batches it answered. A batch whose call fails keeps its files'
+    path risk, with a note: never an error."""
     gate = asyncio.Semaphore(concurrency)
     model = settings.model[0]
 
-    async def one(n: int, batch: Batch) -> tuple[list[Verdict], list[str]]:
+    async def one(n: int, batch: Batch) -> tuple[list[Verdict], list[str], bool]:
         async with gate:
             try:
                 answer = await client.structured(
@@ -284,14 +287,16 @@ async def rate(
                     route=ROUTE,
                 )
             except (ModelCallError, NoModelError) as exc:
-                return heuristic(batch.files), [
+                note = (
                     f"triage ({model}) could not rate {len(batch.files)} file(s) "
                     f"({exc.message}): their path's risk stands"
-                ]
-        return judge(answer.value, batch.files, answer.model_name)
+                )
+                return heuristic(batch.files), [note], False
+        return (*judge(answer.value, batch.files, answer.model_name), True)
 
     done = await asyncio.gather(*(one(n, b) for n, b in enumerate(work, start=1)))
-    return [v for verdicts, _ in done for v in verdicts], [n for _, notes in done for n in notes]
+    verdicts = [v for found, _, _ in done for v in found]
+    return verdicts, [n for _, notes, _ in done for n in notes], sum(ok for _, _, ok in done)
 
 
 def moved(outcome: Outcome, files: Sequence[FileDiff], router: Router) -> tuple[Moved, ...]:

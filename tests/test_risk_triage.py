@@ -188,7 +188,9 @@ def test_a_triage_model_that_fails_leaves_the_paths_risk_and_the_review_complete
     }[switch]
     assert any("could not rate 4 file(s)" in n and "path's risk stands" in n for n in result.notes)
     assert result.triage is not None and result.triage.moved == []
-    assert "triage rater" in footer(result) and "no file moved" in footer(result)
+    assert not result.triage.ran and result.triage.calls == len(triage_rows)
+    assert f"triage rater failed ({len(triage_rows)} call(s)" in footer(result)
+    assert "routed by path risk" in footer(result)
 
 
 def test_the_dry_run_says_the_triage_would_run_and_its_cost_and_calls_nothing(

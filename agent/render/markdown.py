@@ -47,9 +47,11 @@ def _triage(review: Review) -> str | None:
     if t is None:
         return None
     name = one_line(t.model_name)
+    cost = "" if t.cost_usd is None else f" ${t.cost_usd:.4f}"
+    if not t.ran and t.calls:  # asked, and no answer could be used: the notes say why
+        return f"triage {name} failed ({t.calls} call(s){cost}): routed by path risk"
     if not t.ran:
         return f"triage {name} not run: routed by path risk"
-    cost = "" if t.cost_usd is None else f" ${t.cost_usd:.4f}"
     if not t.moved:
         return f"triage {name}{cost}: no file moved"
     shown = ", ".join(f"{one_line(m.path)} to {one_line(m.to_model)}" for m in t.moved[:3])
