@@ -196,6 +196,7 @@ def prepare(label: str, url: str, calls: int, reuse: bool) -> str:
     import sqlalchemy as sa
 
     from agent.ledger import LedgerStore
+    from agent.ledger.database import sqlalchemy_url
     from tests.ledger_data import fill
 
     if reuse:
@@ -212,7 +213,7 @@ def prepare(label: str, url: str, calls: int, reuse: bool) -> str:
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
     else:
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        engine = sa.create_engine(sqlalchemy_url(url))
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -236,10 +237,10 @@ def prepare(label: str, url: str, calls: int, reuse: bool) -> str:
 def pg_available(admin: str, url: str) -> bool:
     import sqlalchemy as sa
 
+    from agent.ledger.database import sqlalchemy_url
+
     try:
-        engine = sa.create_engine(
-            admin.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-        )
+        engine = sa.create_engine(sqlalchemy_url(admin), isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             name = url.rsplit("/", 1)[1]
             exists = conn.execute(

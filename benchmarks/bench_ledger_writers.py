@@ -130,7 +130,9 @@ def count(url: str, run_ids: list[str], calls: int) -> dict[str, int]:
     """What the ledger holds, read with SQLAlchemy (not through ownit)."""
     import sqlalchemy as sa
 
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    from agent.ledger.database import sqlalchemy_url
+
+    engine = sa.create_engine(sqlalchemy_url(url))
     try:
         with engine.connect() as conn:
             rows = conn.execute(

@@ -16,14 +16,13 @@ from functools import cache
 import pytest
 import sqlalchemy as sa
 
+from agent.ledger.database import sqlalchemy_url
+
 PG_ENV = "OWNIT_TEST_DATABASE_URL"
 
 
-def sa_url(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+# The tests connect to a ledger URL as the store does.
+sa_url = sqlalchemy_url
 
 
 def drop_ownit_tables(url: str) -> None:

@@ -45,7 +45,7 @@ def spool_dir() -> Path:
     return data_dir() / "unrecorded"
 
 
-def _normalise(url: str) -> str:
+def sqlalchemy_url(url: str) -> str:
     # Users paste libpq URLs; SQLAlchemy would pick psycopg2, which ownit does not install.
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
@@ -77,7 +77,7 @@ class Database:
     """An open ledger database: its engine, migrated on opening, and transactions on it."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = _normalise(url or default_ledger_url())
+        self.url = sqlalchemy_url(url or default_ledger_url())
         self.display_url = _redact_url(self.url)
         self._sqlite_path: Path | None = None
         self.engine = self._create_engine()
