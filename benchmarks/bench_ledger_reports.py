@@ -196,8 +196,8 @@ def prepare(label: str, url: str, calls: int, reuse: bool) -> str:
     import sqlalchemy as sa
 
     from agent.ledger import LedgerStore
-    from agent.ledger.database import sqlalchemy_url
     from tests.ledger_data import fill
+    from tests.ledger_db import drop_ownit_tables
 
     if reuse:
         try:
@@ -213,15 +213,7 @@ def prepare(label: str, url: str, calls: int, reuse: bool) -> str:
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
     else:
-        engine = sa.create_engine(sqlalchemy_url(url))
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "DROP TABLE IF EXISTS calls, runs, budgets, chunk_cache, spend_daily,"
-                    " ownit_migrations CASCADE"
-                )
-            )
-        engine.dispose()
+        drop_ownit_tables(url)
     store = LedgerStore(url)
     began = time.perf_counter()
     fill(store, calls)

@@ -239,10 +239,9 @@ def prepare_postgres(url: str, admin_url: str) -> str | None:
 
 
 def reset_postgres(url: str) -> None:
-    import psycopg
+    from tests.ledger_db import drop_ownit_tables
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS calls, runs, ownit_migrations CASCADE")
+    drop_ownit_tables(url)
 
 
 def main() -> None:

@@ -26,15 +26,16 @@ sa_url = sqlalchemy_url
 
 
 def drop_ownit_tables(url: str) -> None:
+    """Every table ownit's migrations create, so the next store migrates from nothing."""
+    from sqlmodel import SQLModel
+
+    import agent.ledger.records  # noqa: F401  (the tables, declared on SQLModel's metadata)
+
+    names = ", ".join([*SQLModel.metadata.tables, "ownit_migrations"])
     engine = sa.create_engine(sa_url(url))
     try:
         with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "DROP TABLE IF EXISTS calls, runs, budgets, chunk_cache, spend_daily,"
-                    " ownit_migrations CASCADE"
-                )
-            )
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {names} CASCADE"))
     finally:
         engine.dispose()
 

@@ -207,7 +207,7 @@ def fresh_sqlite(tmp_path: Path) -> Iterator[LedgerStore]:
 def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
     inspector = sa.inspect(store.engine)
     tables = {"runs", "calls", "budgets", "chunk_cache", "spend_daily", "ownit_migrations"}
-    tables |= {"ownership_checks", "ownership_answers"}
+    tables |= {"ownership_checks", "ownership_answers", "pull_requests"}
     assert tables <= set(inspector.get_table_names())
     assert (
         applied_migrations(store)
@@ -219,6 +219,7 @@ def test_blank_database_gets_every_migration(store: LedgerStore) -> None:
             "m004_finance",
             "m005_routing",
             "m006_ownership",
+            "m007_pull_request_ids",
         ]
     )
     calls = {c["name"] for c in inspector.get_columns("calls")}

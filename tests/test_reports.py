@@ -513,6 +513,51 @@ def test_drift_is_found_and_a_rebuild_repairs_it(ledger: LedgerStore) -> None:
     assert by_team_month(ledger).total.cost_usd == pytest.approx(14.20)
 
 
+def test_a_wrong_pr_id_is_drift_and_a_rebuild_repairs_it(ledger: LedgerStore) -> None:
+    """Every sum right, one row's PR id another PR's: the PR counts are wrong, so it is drift."""
+    spend = sa.table("spend_daily", sa.column("pr_id"), sa.column("repo"), sa.column("pr_number"))
+    with ledger.reading("test") as conn:
+        other = conn.execute(
+            sa.select(spend.c.pr_id).where(spend.c.repo == SEARCH, spend.c.pr_number > 0)
+        ).first()
+    assert other is not None
+    right = by_team_month(ledger)
+    with ledger.writing("test") as conn:
+        conn.execute(spend.update().where(spend.c.repo == PAY).values(pr_id=other[0]))
+    with ledger.reading("test") as conn:
+        found = drift(conn)
+    assert found and all(set(delta) == {"pr_id", "pr_id_expected"} for _, delta in found)
+    assert by_team_month(ledger).total.prs < right.total.prs  # what the drift would cost
+    with ledger.writing("test") as conn:
+        rebuild(conn)
+    with ledger.reading("test") as conn:
+        assert drift(conn) == []
+    assert by_team_month(ledger) == right
+
+
+def test_a_rollup_from_before_pull_request_ids_is_numbered_on_upgrade(
+    ledger: LedgerStore, open_store: Any
+) -> None:
+    """A ledger whose rollup was kept by m004-m006 (no PR ids): m007 numbers its PRs in place,
+    and every report counts them as before."""
+    before = {
+        by: build(ledger, ReportQuery((by,), "month", until=date(2026, 12, 31)), now=NOW)
+        for by in ("team", "repo", "model_name")
+    }
+    with ledger.writing("test") as conn:
+        conn.execute(sa.text("DROP TABLE pull_requests"))
+        conn.execute(sa.text("ALTER TABLE spend_daily DROP COLUMN pr_id"))
+        conn.execute(sa.text("DELETE FROM ownit_migrations WHERE name = 'm007_pull_request_ids'"))
+    upgraded = open_store()
+    with upgraded.reading("test") as conn:
+        assert drift(conn) == []
+        numbered = conn.execute(sa.text("SELECT count(*) FROM pull_requests")).scalar()
+    assert numbered == len({(c.repo, c.pr_number) for c in CALLS if c.pr_number})
+    for by, report in before.items():
+        after = build(upgraded, ReportQuery((by,), "month", until=date(2026, 12, 31)), now=NOW)
+        assert after == report, by
+
+
 def test_the_rollup_is_filled_when_a_first_release_ledger_is_upgraded(ledger_url: str) -> None:
     create_m001_ledger(ledger_url, ["run:chunk-1:1", "run:chunk-2:1", "run:synthesis:1"])
     store = LedgerStore(ledger_url)

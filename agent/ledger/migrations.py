@@ -146,7 +146,7 @@ def m003_secret_masking(conn: Connection) -> None:
 
 def m004_finance(conn: Connection) -> None:
     """The finance ledger: budgets, the chunk cache, the daily spend rollup every report reads
-    (filled here from the calls already recorded), and what each call's price was made of."""
+    (filled by m007), and what each call's price was made of."""
     _add_columns(
         conn,
         "calls",
@@ -214,10 +214,8 @@ def m004_finance(conn: Connection) -> None:
     meta.create_all(
         conn, tables=[meta.tables[n] for n in ("budgets", "chunk_cache", "spend_daily")]
     )
-    # Derived data: filled by the rollup's own code, as every later write keeps it.
-    from agent.ledger.rollup import rebuild
-
-    rebuild(conn)
+    # The rollup is derived data: m007 fills it from the calls, with the rollup's own code (run
+    # here, that code would write m007's column before it exists).
 
 
 def m005_routing(conn: Connection) -> None:
@@ -276,6 +274,50 @@ def m006_ownership(conn: Connection) -> None:
     meta.create_all(conn)
 
 
+def m007_pull_request_ids(conn: Connection) -> None:
+    """Each pull request numbered once, and the rollup's rows marked with their PR's number:
+    reports count distinct PRs as integers (a third of an 18-month report's time on SQLite
+    went to building and comparing "repo#number" strings)."""
+    meta = sa.MetaData()
+    prs = sa.Table(
+        "pull_requests",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("repo", sa.String, nullable=False),
+        sa.Column("pr_number", sa.Integer, nullable=False),
+        sa.UniqueConstraint("repo", "pr_number", name="uq_pull_requests_repo_pr"),
+    )
+    prs.create(conn)
+    _add_columns(conn, "spend_daily", sa.Column("pr_id", sa.Integer))
+    spend = sa.table(
+        "spend_daily", sa.column("repo"), sa.column("pr_number"), sa.column("pr_id")
+    )
+    if conn.execute(sa.select(spend.c.repo).limit(1)).first() is None:
+        # A new ledger, or one from before m004 whose rollup m004 left empty: filled from the
+        # calls (none, on a new ledger) by the rollup's own code, which numbers the PRs.
+        from agent.ledger.rollup import rebuild
+
+        rebuild(conn)
+        return
+    # A rollup kept since m004: number its PRs in place, in two statements.
+    has_pr = spend.c.pr_number > 0
+    conn.execute(
+        prs.insert().from_select(
+            ["repo", "pr_number"],
+            sa.select(spend.c.repo, spend.c.pr_number)
+            .where(has_pr)
+            .distinct()
+            .order_by(spend.c.repo, spend.c.pr_number),
+        )
+    )
+    number = (
+        sa.select(prs.c.id)
+        .where(prs.c.repo == spend.c.repo, prs.c.pr_number == spend.c.pr_number)
+        .scalar_subquery()
+    )
+    conn.execute(spend.update().where(has_pr).values(pr_id=number))
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("m001_initial", m001_initial),
     ("m002_write_ahead_and_prices", m002_write_ahead_and_prices),
@@ -283,6 +325,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("m004_finance", m004_finance),
     ("m005_routing", m005_routing),
     ("m006_ownership", m006_ownership),
+    ("m007_pull_request_ids", m007_pull_request_ids),
 ]
 
 _applied = sa.Table(

@@ -16,7 +16,17 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator, model_validator
-from sqlalchemy import JSON, BigInteger, DateTime, Index, String, false, text, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
 from sqlmodel import Field, SQLModel
 
 from agent.ledger.periods import utc
@@ -31,6 +41,7 @@ __all__ = [
     "CallRecord",
     "OnExceed",
     "Outcome",
+    "PullRequest",
     "Run",
     "RunInfo",
     "RunStatus",
@@ -311,6 +322,22 @@ class SpendDaily(SQLModel, table=True):
     reasoning_tokens: int = _sum()
     cost_nusd: int = _sum()
     cache_savings_nusd: int = _sum()
+    # The pull request as ``pull_requests.id`` (None: no PR), so reports count PRs as integers.
+    # No foreign key: the rollup is derived data, rebuilt from the calls, and PostgreSQL would
+    # check the key on every call's write.
+    pr_id: int | None = None
+
+
+class PullRequest(SQLModel, table=True):
+    """Each (repo, number) the rollup has seen, numbered once. Rows are never deleted or
+    renumbered: a rollup row's ``pr_id`` stays true across rebuilds."""
+
+    __tablename__ = "pull_requests"
+    __table_args__ = (UniqueConstraint("repo", "pr_number", name="uq_pull_requests_repo_pr"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo: str
+    pr_number: int
 
 
 # --- the ownership loop -----------------------------------------------------------------------

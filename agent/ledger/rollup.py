@@ -4,7 +4,8 @@ that writes the call, so the rollup and the calls can never disagree.
 A call's contribution depends only on its own row. Writing a call adds its contribution;
 changing one (pending → ok, an import that completes it, a repair) subtracts the old row's and
 adds the new one's. ``rebuild`` recomputes the whole table from the calls (the migration that
-creates it, and ``ownit ledger verify --fix``).
+fills it, and ``ownit ledger verify --fix``). Each row also carries its pull request's id in
+``pull_requests``, so reports count PRs as integers.
 """
 
 from __future__ import annotations
@@ -20,11 +21,23 @@ from sqlalchemy.engine import Connection
 from agent.ledger.periods import label
 from agent.ledger.records import Call, utc
 from agent.ledger.tables import KEY, NANO, SUMS
+from agent.ledger.tables import pull_requests as _prs
 from agent.ledger.tables import spend_daily as _spend
 
 _calls = Call.__table__  # type: ignore[attr-defined]
 
-__all__ = ["KEY", "NANO", "SUMS", "Deltas", "contribution", "drift", "nusd", "rebuild", "rows_of"]
+__all__ = [
+    "KEY",
+    "NANO",
+    "SUMS",
+    "Deltas",
+    "contribution",
+    "drift",
+    "nusd",
+    "pr_ids",
+    "rebuild",
+    "rows_of",
+]
 # The columns of ``calls`` a contribution is computed from.
 SOURCE = (
     "created_at",
@@ -123,10 +136,44 @@ class Deltas:
             if any(sums.values())
         ]
         if rows:
+            ids = pr_ids(conn, {(r["repo"], r["pr_number"]) for r in rows if r["pr_number"]})
+            for row in rows:
+                row["pr_id"] = ids.get((row["repo"], row["pr_number"]))
             # Sorted: concurrent PostgreSQL writers lock rollup rows in one order, never
             # waiting on each other in a cycle.
             conn.execute(_upsert(conn), rows)
         self.by_key.clear()
+
+
+# Pairs looked up per statement: well under SQLite's 32,766 bound parameters.
+_LOOKUP = 1000
+
+
+def pr_ids(conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The ``pull_requests`` id of each (repo, number), numbering the new ones. A review's
+    writes find their PR already numbered: one lookup. Two writers numbering the same new PR
+    at once (PostgreSQL) both read the one row the first committed."""
+    found = _lookup(conn, pairs)
+    if missing := sorted(pairs - found.keys()):
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(_prs).on_conflict_do_nothing(index_elements=["repo", "pr_number"]),
+            [{"repo": repo, "pr_number": number} for repo, number in missing],
+        )
+        found.update(_lookup(conn, set(missing)))
+    return found
+
+
+def _lookup(conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    ordered = sorted(pairs)
+    found: dict[tuple[str, int], int] = {}
+    for start in range(0, len(ordered), _LOOKUP):
+        part = ordered[start : start + _LOOKUP]
+        query = sa.select(_prs.c.repo, _prs.c.pr_number, _prs.c.id).where(
+            sa.tuple_(_prs.c.repo, _prs.c.pr_number).in_(part)
+        )
+        found.update({(repo, number): id_ for repo, number, id_ in conn.execute(query)})
+    return found
 
 
 def _order(item: tuple[Key, dict[str, int]]) -> tuple[str, ...]:
@@ -167,20 +214,29 @@ def rebuild(conn: Connection, batch: int = 10_000) -> int:
 
 
 def drift(conn: Connection) -> list[tuple[Key, dict[str, int]]]:
-    """Where the rollup and the calls disagree: (key, rollup minus calls) per differing key."""
+    """Where the rollup and the calls disagree: (key, rollup minus calls) per differing key;
+    and rows whose PR id is not their pull request's (``pr_id`` and ``pr_id_expected``)."""
     expected = Deltas()
     for row in conn.execute(sa.select(*SOURCE_COLUMNS).execution_options(yield_per=10_000)):
         expected.add(row._mapping)
+    numbered = {(repo, n): id_ for id_, repo, n in conn.execute(sa.select(_prs))}
     stored: dict[Key, dict[str, int]] = {}
+    misnumbered: dict[Key, dict[str, int]] = {}
     for row in conn.execute(sa.select(_spend)):
         m = row._mapping
-        stored[tuple(_normal_key(m))] = {name: int(m[name]) for name in SUMS}
+        key = tuple(_normal_key(m))
+        stored[key] = {name: int(m[name]) for name in SUMS}
+        # A wrong PR id miscounts PRs while every sum is right.
+        want_id = numbered.get((m["repo"], m["pr_number"])) if m["pr_number"] else None
+        if m["pr_id"] != want_id or (m["pr_number"] and want_id is None):
+            misnumbered[key] = {"pr_id": m["pr_id"] or 0, "pr_id_expected": want_id or 0}
     zero = dict.fromkeys(SUMS, 0)
     differ = []
     for key in sorted(set(stored) | set(expected.by_key), key=lambda k: tuple(map(str, k))):
         have, want = stored.get(key, zero), expected.by_key.get(key, zero)
-        if have != want:
-            differ.append((key, {n: have[n] - want[n] for n in SUMS if have[n] != want[n]}))
+        delta = {n: have[n] - want[n] for n in SUMS if have[n] != want[n]}
+        if delta or key in misnumbered:
+            differ.append((key, {**delta, **misnumbered.get(key, {})}))
     return differ
 
 

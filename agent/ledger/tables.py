@@ -1,5 +1,5 @@
-"""What reports read, as plain SQLAlchemy Core tables: the ``spend_daily`` rollup and
-``budgets``.
+"""What reports read, as plain SQLAlchemy Core tables: the ``spend_daily`` rollup, the
+``pull_requests`` it numbers, and ``budgets``.
 
 The SQLModel classes in ``records.py`` declare the same tables, and ``migrations.py`` creates
 them; a report builds its SQL from these instead, so ``ownit ledger report`` never imports
@@ -48,7 +48,20 @@ spend_daily = sa.Table(
     ),
     *(sa.Column(name, sa.String, nullable=False) for name in ("week", "month", "quarter")),
     *(sa.Column(name, sa.BigInteger, nullable=False, server_default=sa.text("0")) for name in SUMS),
+    # The row's pull request as one integer (``pull_requests.id``; NULL: no PR), set when the row
+    # is written: reports count distinct PRs by it, not by building "repo#number" per row.
+    sa.Column("pr_id", sa.Integer),
     sqlite_with_rowid=False,
+)
+
+# Every pull request the rollup has seen, numbered once: (repo, number) -> id.
+pull_requests = sa.Table(
+    "pull_requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("repo", sa.String, nullable=False),
+    sa.Column("pr_number", sa.Integer, nullable=False),
+    sa.UniqueConstraint("repo", "pr_number", name="uq_pull_requests_repo_pr"),
 )
 
 budgets = sa.Table(
