@@ -289,9 +289,7 @@ def m007_pull_request_ids(conn: Connection) -> None:
     )
     prs.create(conn)
     _add_columns(conn, "spend_daily", sa.Column("pr_id", sa.Integer))
-    spend = sa.table(
-        "spend_daily", sa.column("repo"), sa.column("pr_number"), sa.column("pr_id")
-    )
+    spend = sa.table("spend_daily", sa.column("repo"), sa.column("pr_number"), sa.column("pr_id"))
     if conn.execute(sa.select(spend.c.repo).limit(1)).first() is None:
         # A new ledger, or one from before m004 whose rollup m004 left empty: filled from the
         # calls (none, on a new ledger) by the rollup's own code, which numbers the PRs.
@@ -367,4 +365,22 @@ def migrate(engine: Engine) -> list[str]:
             step(conn)
             conn.execute(_applied.insert().values(name=name, applied_at=datetime.now(UTC)))
             applied.append(name)
-        return applied
+    if engine.dialect.name == "postgresql":
+        _vacuum(engine, {t for name in applied for t in _REWRITES.get(name, ())})
+    return applied
+
+
+# Tables a migration rewrote every row of: PostgreSQL keeps the old copy of each row until it is
+# vacuumed, and every report would scan both until autovacuum (when it is on) gets there.
+_REWRITES = {"m007_pull_request_ids": ("spend_daily",)}
+
+
+def _vacuum(engine: Engine, tables: set[str]) -> None:
+    if not tables:
+        return
+    try:  # VACUUM runs outside a transaction
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in sorted(tables):
+                conn.exec_driver_sql(f"VACUUM ANALYZE {table}")
+    except sa.exc.DBAPIError:
+        pass  # e.g. a role that may write the table but not vacuum it: reports are only slower
