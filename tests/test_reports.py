@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from agent.ledger import CallRecord, LedgerStore, RunInfo
+from agent.ledger import CallRecord, LedgerStore, RunInfo, rollup
 from agent.ledger.budgets import history, in_force, set_budget, statuses
 from agent.ledger.records import Call
 from agent.ledger.reports import Driver, Report, ReportQuery, Row
@@ -529,6 +529,21 @@ def test_a_wrong_pr_id_is_drift_and_a_rebuild_repairs_it(ledger: LedgerStore) ->
     assert found and all(set(delta) == {"pr_id", "pr_id_expected"} for _, delta in found)
     assert by_team_month(ledger).total.prs < right.total.prs  # what the drift would cost
     with ledger.writing("test") as conn:
+        rebuild(conn)
+    with ledger.reading("test") as conn:
+        assert drift(conn) == []
+    assert by_team_month(ledger) == right
+
+
+def test_a_rebuild_finds_many_prs_by_reading_them_all(
+    ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``_LOOKUP`` pairs (a rebuild of a large ledger) the ids are read in one pass over
+    ``pull_requests``: every row still gets its own PR's id."""
+    right = by_team_month(ledger)
+    monkeypatch.setattr(rollup, "_LOOKUP", 1)
+    with ledger.writing("test") as conn:
+        conn.execute(sa.text("DELETE FROM pull_requests"))  # numbered again, in bulk
         rebuild(conn)
     with ledger.reading("test") as conn:
         assert drift(conn) == []

@@ -275,7 +275,7 @@ def m006_ownership(conn: Connection) -> None:
 
 
 def m007_pull_request_ids(conn: Connection) -> None:
-    """Each pull request numbered once, and the rollup's rows marked with their PR's number:
+    """Each pull request numbered once, and the rollup's rows marked with their PR's id:
     reports count distinct PRs as integers (a third of an 18-month report's time on SQLite
     went to building and comparing "repo#number" strings)."""
     meta = sa.MetaData()

@@ -145,7 +145,7 @@ class Deltas:
         self.by_key.clear()
 
 
-# Pairs looked up per statement: well under SQLite's 32,766 bound parameters.
+# More pairs than this (a rebuild) are found by reading the whole table: faster than IN lists.
 _LOOKUP = 1000
 
 
@@ -165,15 +165,10 @@ def pr_ids(conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int
 
 
 def _lookup(conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    ordered = sorted(pairs)
-    found: dict[tuple[str, int], int] = {}
-    for start in range(0, len(ordered), _LOOKUP):
-        part = ordered[start : start + _LOOKUP]
-        query = sa.select(_prs.c.repo, _prs.c.pr_number, _prs.c.id).where(
-            sa.tuple_(_prs.c.repo, _prs.c.pr_number).in_(part)
-        )
-        found.update({(repo, number): id_ for repo, number, id_ in conn.execute(query)})
-    return found
+    query = sa.select(_prs.c.repo, _prs.c.pr_number, _prs.c.id)
+    if len(pairs) <= _LOOKUP:
+        query = query.where(sa.tuple_(_prs.c.repo, _prs.c.pr_number).in_(sorted(pairs)))
+    return {(repo, n): id_ for repo, n, id_ in conn.execute(query) if (repo, n) in pairs}
 
 
 def _order(item: tuple[Key, dict[str, int]]) -> tuple[str, ...]:
