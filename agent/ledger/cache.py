@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from agent.ledger.database import conflict_insert
 from agent.ledger.records import CachedChunk
 from agent.ledger.store import LedgerStore
 
@@ -54,8 +54,7 @@ def remember(store: LedgerStore, entries: Iterable[CachedChunk]) -> int:
     if not rows:
         return 0
     with store.writing("cannot write the content cache") as conn:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(_cache)
+        stmt = conflict_insert(conn, _cache)
         fresh = ("prompt_version", "model", "result", "cost_usd", "created_at", "last_used_at")
         conn.execute(
             stmt.on_conflict_do_update(

@@ -53,6 +53,14 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def conflict_insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT into ``table`` that can say ON CONFLICT: both databases have it, SQLAlchemy's
+    generic INSERT does not."""
+    from sqlalchemy.dialects import postgresql, sqlite  # not on the report's import path
+
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 def _redact_url(url: str) -> str:
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -83,10 +83,7 @@ class Recorder:
                     self._started = True
                     live_runs[self.run.id] = self
                 store = self.store
-                if self._thread is not None:  # behind the call writes already queued
-                    self._thread.wait(lambda: op(store))
-                else:
-                    op(store)
+                self._in_order(lambda: op(store))
             except LedgerError as exc:
                 self._fail(exc)
 
@@ -187,6 +184,13 @@ class Recorder:
         else:
             await self._writer().run(write)
 
+    def _in_order(self, write: Callable[[], None]) -> None:
+        """``write`` now, behind the writes already queued when there is a writer thread."""
+        if self._thread is not None:
+            self._thread.wait(write)
+        else:
+            write()
+
     def _writer(self) -> Writer:
         if self._thread is None:
             self._thread = Writer()
@@ -210,8 +214,7 @@ class Recorder:
         if self.store is not None and self.error is None:
             write = self._write(record, first)
             try:
-                # Behind the writes already queued, when there is a writer thread.
-                self._thread.wait(write) if self._thread is not None else write()
+                self._in_order(write)
                 return
             except LedgerError as exc:
                 self._failed(exc, record)

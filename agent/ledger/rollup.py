@@ -15,9 +15,9 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from agent.ledger.database import conflict_insert
 from agent.ledger.periods import label
 from agent.ledger.records import Call, utc
 from agent.ledger.tables import KEY, NANO, SUMS
@@ -155,9 +155,10 @@ def pr_ids(conn: Connection, pairs: set[tuple[str, int]]) -> dict[tuple[str, int
     at once (PostgreSQL) both read the one row the first committed."""
     found = _lookup(conn, pairs)
     if missing := sorted(pairs - found.keys()):
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            insert(_prs).on_conflict_do_nothing(index_elements=["repo", "pr_number"]),
+            conflict_insert(conn, _prs).on_conflict_do_nothing(
+                index_elements=["repo", "pr_number"]
+            ),
             [{"repo": repo, "pr_number": number} for repo, number in missing],
         )
         found.update(_lookup(conn, set(missing)))
@@ -176,8 +177,7 @@ def _order(item: tuple[Key, dict[str, int]]) -> tuple[str, ...]:
 
 
 def _upsert(conn: Connection) -> Any:
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(_spend)
+    stmt = conflict_insert(conn, _spend)
     return stmt.on_conflict_do_update(
         index_elements=list(KEY),
         set_={name: _spend.c[name] + stmt.excluded[name] for name in SUMS},
