@@ -47,6 +47,13 @@ def line_renderer(file: FileDiff) -> Callable[[DiffLine], str]:
 NEW_FILE = "new file: every line added, shown as number and text"
 
 
+def hunk_heading(hunk: Hunk) -> str:
+    """Where a hunk starts: ``@@`` and the enclosing definition git found, without git's
+    ``-a,b +c,d`` ranges. Every line carries its own number, so the ranges told the model
+    nothing, at about 9 tokens a hunk (6 % of a modified file's changed lines' own tokens)."""
+    return f"@@ {hunk.section}" if hunk.section else "@@"
+
+
 def file_header(file: FileDiff, note: str = "") -> list[str]:
     status = file.status.value
     if note:
@@ -66,7 +73,7 @@ def render_file(file: FileDiff, hunks: tuple[Hunk, ...] | None = None) -> str:
     parts = file_header(file)
     render = line_renderer(file)
     for hunk in file.hunks if hunks is None else hunks:
-        parts.append(hunk.header)
+        parts.append(hunk_heading(hunk))
         parts.extend(render(line) for line in hunk.lines)
     return "\n".join(parts)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from agent.config import ReviewSettings
 from agent.diff import Diff, DiffLine, FileDiff, Hunk
-from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, line_renderer
+from agent.parts import ChunkFile, HunkSpan, Skipped, file_header, hunk_heading, line_renderer
 from agent.tokens import count_tokens, truncate
 from agent.triage import decide
 
@@ -95,7 +95,7 @@ def split_file(file: FileDiff, budget: int) -> tuple[list[tuple[ChunkFile, int]]
     if budget - parts.head - _SLACK < _MIN_KEPT:
         notes.append(over)
     for index, hunk in enumerate(file.hunks):
-        size = count_tokens("\n".join([hunk.header, *map(parts.render, hunk.lines)])) + 1
+        size = count_tokens("\n".join([hunk_heading(hunk), *map(parts.render, hunk.lines)])) + 1
         if parts.used + size <= budget:
             parts.add(HunkSpan(index, 0, len(hunk.lines)), hunk, size)
             continue
@@ -156,7 +156,7 @@ def _add_in_pieces(parts: _Filler, index: int, hunk: Hunk) -> list[str]:
     last one stays open for the hunks after it). Returns notes for lines cut to fit."""
     n = len(hunk.lines)
     # A piece's own header also says which lines of the hunk it holds.
-    header = count_tokens(f"{hunk.header} (lines {n}-{n} of {n})") + 4
+    header = count_tokens(f"{hunk_heading(hunk)} (lines {n}-{n} of {n})") + 4
     fresh = max(parts.budget - parts.head - _SLACK, _MIN_KEPT)
     costs, cut = _line_costs(hunk, fresh - header, parts.render)
     starts = sorted(boundaries(hunk.lines))

@@ -850,7 +850,7 @@ def test_a_new_files_lines_are_shown_without_their_plus_and_its_header_says_so()
     fresh, old = parse_diff(NEW_AND_MODIFIED).files
     assert render_file(fresh).splitlines() == [
         "=== FILE src/fresh.py (new file: every line added, shown as number and text) ===",
-        "@@ -0,0 +1,3 @@",
+        "@@",
         "1 def fresh(x):",
         "2     -x  # a line that starts with a minus once its indent is gone",
         "3     return x",
@@ -885,3 +885,32 @@ def test_a_new_file_split_into_pieces_is_sized_as_it_is_shown() -> None:
     # 96% of the budget (sized with them, as if shown with them, about 94%).
     assert all(c.tokens >= 0.96 * budget for c in packing.chunks[:-1])
     assert_complete_and_within_budget(diff, packing)
+
+
+def test_a_hunk_starts_with_its_definition_not_gits_ranges() -> None:
+    """Every line carries its number, so git's ``-a,b +c,d`` ranges would only repeat them at
+    about nine tokens a hunk; what is left is where the hunk is (the definition git found)."""
+    diff = parse_diff(
+        "--- a/x.py\n+++ b/x.py\n"
+        "@@ -3,2 +3,2 @@ def charge(amount):\n     total = amount\n-    return total\n"
+        "+    return round(total)\n"
+        "@@ -40,1 +40,1 @@\n-LIMIT = 1\n+LIMIT = 2\n"
+    )
+    (shown,) = diff.files
+    assert render_file(shown).splitlines() == [
+        "=== FILE x.py (modified) ===",
+        "@@ def charge(amount):",
+        "3       total = amount",
+        "4 -     return total",
+        "4 +     return round(total)",
+        "@@",
+        "40 - LIMIT = 1",
+        "40 + LIMIT = 2",
+    ]
+    # A hunk cut into pieces still says which of its lines each piece holds.
+    long = "".join(f"+    step_{i} = call_{i}(amount, {i})\n" for i in range(400))
+    cut = parse_diff(f"--- a/y.py\n+++ b/y.py\n@@ -1,0 +1,400 @@ def run(amount):\n{long}")
+    parts = split_parts(cut, 1000).parts
+    headings = [ln for p, _ in parts for ln in p.render().splitlines() if ln.startswith("@@")]
+    assert len(headings) > 1
+    assert all(h.startswith("@@ def run(amount): (lines ") for h in headings)

@@ -646,22 +646,25 @@ def test_a_refusal_for_size_below_what_was_answered_is_retried_not_learnt(
     tmp_path: Path,
 ) -> None:
     """A pool of servers with different windows (or a flaky proxy) refuses a request for size
-    after answering larger ones: that says nothing about the window; the call is retried and
+    after answering ones at least as large: that says nothing about the window; it is retried and
     the rest of the run keeps the window."""
-    answered = {"n": 0}
+    largest, refusals = {"chars": 0}, []
 
     def handler(request: ModelRequest) -> Any:
         if wants(request) == "ChunkReview":
-            answered["n"] += 1
-            if answered["n"] == 3:
+            size = len(user_text(request))
+            if size <= largest["chars"] and not refusals:
+                refusals.append(size)  # no larger than one already answered
                 return ContextOverflowError(
                     "This model's maximum context length is 2000 tokens", window=2000, status=400
                 )
+            largest["chars"] = max(largest["chars"], size)
         return good(request)
 
     config = write_config(tmp_path, {"max_chunk_tokens": 800, "concurrency": 1})
     review = run(tmp_path, FakeTransport(handler), config, diff=big_diff(5, 30))
     assert review.complete, review.problems
+    assert refusals, "no request was as small as one answered before it: the test proves nothing"
     calls = ledger().calls()
     refused = [c for c in calls if c.outcome == "error"]
     assert len(refused) == 1
