@@ -160,6 +160,63 @@ def sent_lines(texts: Sequence[str]) -> set[str]:
     return out
 
 
+# ownit's diff block, and its lines as ``agent.parts`` renders them.
+DIFF_BLOCK = re.compile(r"^<<<DIFF-(\w+)\n(.*?)\nDIFF-\1>>>$", re.S | re.M)
+CHANGED = re.compile(r"^\d+ [+-] ?(.*)$")
+NEW_FILE_LINE = re.compile(r"^\d+ (.*)$")
+GIT_CONTEXT = re.compile(r"^\d+   ")
+# What ownit's input tokens are spent on, in the order they are printed.
+SPENT_ON = (
+    "changed lines' text",
+    "their numbers and +/-",
+    "git's context lines",
+    "hunk headings",
+    "file headers",
+    "repository context",
+    "instructions",
+    "other calls",
+)
+
+
+def ownit_spend(texts: Sequence[str]) -> dict[str, int]:
+    """ownit's requests' tokens by what they carry: each chunk request's diff block line by line
+    (as ``agent.parts`` renders it), the rest of it as instructions, and the requests without a
+    diff (the synthesis) as other calls. Each share is counted on its own lines joined, so the
+    shares add up to about, not exactly, the requests' tokens. Empty for another tool."""
+    lines: dict[str, list[str]] = {k: [] for k in SPENT_ON}
+    rendered: list[str] = []  # the changed lines as shown, for the numbers' and marks' share
+    for text in texts:
+        block = DIFF_BLOCK.search(text)
+        if block is None:
+            lines["other calls"].append(text)
+            continue
+        lines["instructions"].append(text[: block.start()] + text[block.end() :])
+        where, new = "file headers", False
+        for line in block.group(2).splitlines():
+            if line.startswith("=== FILE "):
+                where, new = "file headers", "(new file: every line added" in line
+                lines[where].append(line)
+            elif line.startswith("=== CONTEXT "):
+                where = "repository context"
+                lines[where].append(line)
+            elif where == "repository context":
+                lines[where].append(line)
+            elif line.startswith("@@"):
+                lines["hunk headings"].append(line)
+            elif (m := (NEW_FILE_LINE if new else CHANGED).match(line)) is not None:
+                lines["changed lines' text"].append(m.group(1))
+                rendered.append(line)
+            elif GIT_CONTEXT.match(line):
+                lines["git's context lines"].append(line)
+            else:  # "(was old/path)", a deleted file's summary, the blank line between files
+                lines["file headers"].append(line)
+    if not any(lines[k] for k in SPENT_ON[:-1]):
+        return {}
+    out = {k: count_tokens("\n".join(v)) for k, v in lines.items()}
+    out["their numbers and +/-"] = count_tokens("\n".join(rendered)) - out["changed lines' text"]
+    return out
+
+
 @dataclass(frozen=True)
 class Floor:
     """What the corpus asks to be reviewed: reviewable changed lines and their own tokens."""
@@ -235,6 +292,7 @@ class Measure:
     covered_lines: float  # coverage x reviewable changed lines
     ok: bool
     note: str = ""
+    spend: dict[str, int] = field(default_factory=dict)  # ownit_spend of the requests
 
     @property
     def not_waiting(self) -> float:
@@ -265,6 +323,7 @@ def measure(cap: Capture, floor: Floor, ok: bool, note: str = "") -> Measure:
         covered_lines=covered(cov_added, floor.added) + covered(cov_removed, floor.removed),
         ok=ok,
         note=note,
+        spend=ownit_spend(texts),
     )
 
 
@@ -622,6 +681,24 @@ def ratios_table(results: dict[int, dict[str, Measure]], floors: dict[int, Floor
     return table(headers, rows)
 
 
+def spend_table(results: dict[int, dict[str, Measure]], floors: dict[int, Floor]) -> str:
+    """Where ownit's input tokens go, each as a multiple of the floor (the changed lines' own
+    tokens): what the 1.15x floor leaves room for, and what takes it."""
+    rows = []
+    for size, by_tool in results.items():
+        own, floor = by_tool["ownit"], floors[size]
+        if not own.spend or not floor.tokens:
+            continue
+        shares = [own.spend[k] / floor.tokens for k in SPENT_ON]
+        rows.append(
+            [f"{size:,}", f"{floor.tokens:,}", f"{own.in_tokens:,}"]
+            + [f"{x:.3f}" for x in shares]
+            + [f"{sum(shares):.2f}x", f"{own.in_tokens / floor.tokens:.2f}x"]
+        )
+    headers = ["size", "floor tok", "ownit in tok", *SPENT_ON, "sum", "in tok / floor"]
+    return table(headers, rows)
+
+
 def notes_lines(results: dict[int, dict[str, Measure]]) -> list[str]:
     out = []
     for size, by_tool in results.items():
@@ -842,6 +919,10 @@ async def bench_all(args: argparse.Namespace, tmp: Path, exe: Path | None, why: 
             results = run_sizes(bench, corpora, floors)
             print("\n## Per size\n\n" + sizes_table(results))
             print("\n## Ratios (ownit / peer; ownit / floor)\n\n" + ratios_table(results, floors))
+            print(
+                "\n## Where ownit's input tokens go (x the floor: the changed lines' own tokens)"
+                "\n\n" + spend_table(results, floors)
+            )
             for line in notes_lines(results):
                 print(f"note: {line}")
         if "rereview" in parts:
