@@ -203,6 +203,9 @@ class ReviewSettings(_Strict):
     # Unchanged lines shown above each piece of the change, up to its enclosing function or
     # class, read from the checkout, only into room a chunk has left; per piece, 0 for none.
     context_lines: int = Field(default=30, ge=0, le=1000)
+    # git's unchanged lines kept before and after each change (agent.narrow); unset, all the
+    # diff has (3 from git by default). Fewer cost less: they are a third of a modified file.
+    diff_context_lines: int | None = Field(default=None, ge=0, le=1000)
 
 
 FileKind = Literal["code", "tests", "docs", "config", "generated"]

@@ -25,6 +25,7 @@ from agent.errors import (
     ProviderError,
 )
 from agent.ledger import Recorder
+from agent.narrow import narrow
 from agent.parts import Route
 from agent.plan import Plan, make_plan, make_routed_plan, schema_text, with_context
 from agent.providers import ModelFacts
@@ -111,6 +112,10 @@ async def triage(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any
 async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     ctx = runtime.context
     assert state.diff is not None
+    # Fewer of git's context lines, when configured: after masking (which reads whole hunks, so
+    # a key's surroundings are seen), before the cache keys and the plan (what is sent).
+    state = replace(state, diff=narrow(state.diff, ctx.settings.diff_context_lines))
+    assert state.diff is not None
     hits = _cached(state, ctx)
     # Files whose review the cache holds are not planned: only the rest is sent.
     held = {id(h.file) for h in hits}
@@ -172,7 +177,12 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         if ctx.recorder is not None:
             for result, hit in reused:
                 _record_hit(ctx.recorder, result, hit)
-    return {"plan": made, "refused": refused, "results": [r for r, _ in reused]}
+    return {
+        "diff": state.diff,
+        "plan": made,
+        "refused": refused,
+        "results": [r for r, _ in reused],
+    }
 
 
 def _triage_spent(state: State, ctx: ReviewContext) -> float:

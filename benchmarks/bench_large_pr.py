@@ -4,7 +4,7 @@
         [--latency 250] [--failure-rate 0] [--concurrency 8] [--no-pr-agent]
         [--pr-agent-calls 200] [--latency-chunks 40] [--overhead-size 10000]
         [--shape mixed|new-files] [--parts sizes,rereview,latency,overhead]
-        [--python312 PATH] [--seed 0]
+        [--python312 PATH] [--seed 0] [--diff-context N]
 
 Everything talks to the stand-in vendor ``tests/llm_server.py`` on a loopback port, in its own
 process (``serve_apart``: its work does not compete with an in-process review for this
@@ -349,9 +349,11 @@ def typical(runs: Sequence[Measure]) -> Measure:
 # --- ownit --------------------------------------------------------------------------------
 
 
-def ownit_config(tmp: Path, server_url: str, model: str) -> Path:
-    """providers.yaml naming one model at the server; default review settings otherwise."""
-    config = {
+def ownit_config(
+    tmp: Path, server_url: str, model: str, review: dict[str, Any] | None = None
+) -> Path:
+    """providers.yaml naming one model at the server; default review settings but ``review``."""
+    config: dict[str, Any] = {
         "models": {
             "bench": {
                 "model": f"openai/{model}",
@@ -363,6 +365,8 @@ def ownit_config(tmp: Path, server_url: str, model: str) -> Path:
         },
         "default": "bench",
     }
+    if review:
+        config["review"] = review
     path = tmp / f"providers-{model}.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return path
@@ -385,6 +389,7 @@ class Ownit:
     concurrency: int
     no_cache: bool
     runs: int = 0
+    review: dict[str, Any] = field(default_factory=dict)  # review settings (--diff-context)
 
     def fresh_ledger(self) -> str:
         self.runs += 1
@@ -398,7 +403,7 @@ class Ownit:
         ledger = ledger or self.fresh_ledger()
         out = self.tmp / f"ownit-out-{self.runs}-{time.monotonic_ns()}"
         command = [str(OWNIT), "review", "--diff", str(diff)]
-        command += ["--config", str(ownit_config(self.tmp, self.server_url, model))]
+        command += ["--config", str(ownit_config(self.tmp, self.server_url, model, self.review))]
         command += ["--format", "json", "--out", str(out), "--concurrency", str(self.concurrency)]
         if no_cache and self.no_cache:
             command.append("--no-cache")
@@ -418,7 +423,7 @@ class Ownit:
         request = ReviewRequest(
             cwd=self.tmp,
             diff_path=diff,
-            config_path=ownit_config(self.tmp, self.server_url, model),
+            config_path=ownit_config(self.tmp, self.server_url, model, self.review),
             ledger_url=self.fresh_ledger(),
             concurrency=self.concurrency,
         )
@@ -431,7 +436,7 @@ class Ownit:
         request = ReviewRequest(
             cwd=self.tmp,
             diff_path=diff,
-            config_path=ownit_config(self.tmp, self.server_url, "plan-model"),
+            config_path=ownit_config(self.tmp, self.server_url, "plan-model", self.review),
             ledger_url=self.fresh_ledger(),
             dry_run=True,
         )
@@ -899,12 +904,15 @@ async def bench_all(args: argparse.Namespace, tmp: Path, exe: Path | None, why: 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     with serve_apart() as srv:
         ownit = Ownit(tmp, srv.url, args.concurrency, ownit_has_flag("--no-cache"))
+        if args.diff_context is not None:
+            ownit.review["diff_context_lines"] = args.diff_context
         pr_agent = PrAgent(exe, tmp, srv.url, args.pr_agent_calls) if exe else None
         bench = Bench(args, tmp, srv, ownit, pr_agent)
         print(f"# Large PRs: ownit vs pr-agent, {date.today()}, {versions(pr_agent)}")
         print(
             f"window {WINDOW:,} tokens for both; server latency {args.latency} ms per call, "
             f"failure rate {args.failure_rate}%; ownit concurrency {args.concurrency}, "
+            + (f"diff_context_lines {args.diff_context}, " if args.diff_context is not None else "")
             + ("--no-cache on first runs; " if ownit.no_cache else "no --no-cache flag; ")
             + f"a fresh ledger per run; median of {args.runs} run(s)"
         )
@@ -953,6 +961,11 @@ def main() -> None:
         help="sizes part: a mixed PR (default) or only new files of ~1,000 lines",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--diff-context",
+        type=int,
+        help="ownit's review.diff_context_lines (default: unset, git's context as it is)",
+    )
     args = parser.parse_args()
     exe, why = (
         (None, "--no-pr-agent") if args.no_pr_agent else ensure_pr_agent(python312(args.python312))

@@ -1,0 +1,92 @@
+"""``review.diff_context_lines``: fewer of git's unchanged lines around each change, every
+changed line still sent, each piece of a cut hunk numbered as in the diff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.diff import LineKind, parse_diff
+from agent.narrow import narrow
+from tests.fakes import FakeTransport, user_text
+from tests.test_pipeline import run, write_config
+
+# One hunk as git writes it: two changes 6 unchanged lines apart share their context.
+TWO_CHANGES = """\
+--- a/calc.py
++++ b/calc.py
+@@ -10,13 +10,14 @@ class Calculator:
+     def total(self):
+         amount = self.base
+         rate = self.rate
+-        tax = amount * rate
++        tax = round(amount * rate, 2)
+         fees = self.fees
+         discount = self.discount
+         shipping = self.shipping
+         insurance = self.insurance
+         handling = self.handling
+         points = self.points
++        audit(self, tax)
+         self.log(amount)
+         self.log(rate)
+         return amount + tax
+"""
+
+
+def test_context_is_cut_to_the_lines_kept_and_a_hunk_in_two_where_its_changes_part() -> None:
+    diff = parse_diff(TWO_CHANGES)
+    assert narrow(diff, None) is diff and narrow(diff, 3) is diff  # as git wrote it already
+
+    (file,) = narrow(diff, 1).files
+    assert len(file.hunks) == 2
+    first, second = file.hunks
+    assert [(ln.kind.value, ln.text.strip()) for ln in first.lines] == [
+        (" ", "rate = self.rate"),
+        ("-", "tax = amount * rate"),
+        ("+", "tax = round(amount * rate, 2)"),
+        (" ", "fees = self.fees"),
+    ]
+    assert [ln.text.strip() for ln in second.lines] == [
+        "points = self.points",
+        "audit(self, tax)",
+        "self.log(amount)",
+    ]
+    # Numbered as in the diff, each header's ranges exactly its lines (anchors are looked up
+    # through them), and the definition git named kept.
+    assert (first.old_start, first.old_count, first.new_start, first.new_count) == (12, 3, 12, 3)
+    assert (second.old_start, second.old_count, second.new_start, second.new_count) == (
+        19,
+        2,
+        19,
+        3,
+    )
+    for hunk in file.hunks:
+        assert hunk.section == "class Calculator:"
+        for line in hunk.lines:
+            assert line.old_no is None or file.has_line("old", line.old_no)
+            assert line.new_no is None or file.has_line("new", line.new_no)
+    assert not file.has_line("new", 15)  # a context line left out
+
+    (only,) = narrow(diff, 0).files
+    kept = [ln for h in only.hunks for ln in h.lines]
+    assert all(ln.kind is not LineKind.CONTEXT for ln in kept) and len(kept) == 3
+    # An added line alone: its old side is empty and starts after the line before it.
+    assert (only.hunks[1].old_start, only.hunks[1].old_count) == (19, 0)
+
+
+def test_a_review_with_no_context_sends_every_changed_line_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    transport = FakeTransport()
+    config = write_config(tmp_path, {"diff_context_lines": 0})
+    review = run(tmp_path, transport, config, diff=TWO_CHANGES.encode())
+    (request,) = transport.requests
+    sent = user_text(request)
+    assert "13 -         tax = amount * rate" in sent
+    assert "13 +         tax = round(amount * rate, 2)" in sent
+    assert "20 +         audit(self, tax)" in sent
+    assert "self.base" not in sent and "self.log(amount)" not in sent
+    assert review.complete, review.problems
+    # The hunks counted are those sent: git's one, cut in two.
+    assert review.coverage.hunks_reviewed == review.coverage.hunks_total == 2
+    assert review.coverage.not_reviewed == []
