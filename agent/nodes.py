@@ -114,12 +114,12 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
     assert state.diff is not None
     # Fewer of git's context lines, when configured: after masking (which reads whole hunks, so
     # a key's surroundings are seen), before the cache keys and the plan (what is sent).
-    state = replace(state, diff=narrow(state.diff, ctx.settings.diff_context_lines))
-    assert state.diff is not None
+    whole = narrow(state.diff, ctx.settings.diff_context_lines)
+    state = replace(state, diff=whole)
     hits = _cached(state, ctx)
     # Files whose review the cache holds are not planned: only the rest is sent.
     held = {id(h.file) for h in hits}
-    diff = replace(state.diff, files=tuple(f for f in state.diff.files if id(f) not in held))
+    diff = replace(whole, files=tuple(f for f in whole.files if id(f) not in held))
     model, facts, router = ctx.model, ctx.facts, ctx.router
 
     def planner(part: Diff) -> Plan:
@@ -150,7 +150,10 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
             made = _switched(made, model.name, f"budget: switched from {replaced}", ctx)
     spent = _triage_spent(state, ctx)
     if refused is None:
-        made, refused = _within_max_cost(made, diff, ctx, planner, notes, spent)
+        made, refused, narrowed = _within_max_cost(made, diff, ctx, planner, notes, spent)
+        if narrowed is not diff:  # git's context cut to fit: what is sent is this diff
+            whole, diff = _narrowed(whole, diff, narrowed), narrowed
+            state = replace(state, diff=whole)
     if (root := state.source.repo_root) is not None and refused is None:
         made = _with_context(made, facts, root, state, ctx, router, spent)
     if router is not None and refused is None and not state.dry_run:
@@ -161,15 +164,15 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
         moves = risk_triage.moved(state.triage, rated, router) if router is not None else ()
         made = replace(made, triage=replace(state.triage, moved=moves))
         notes.extend(state.triage.notes)
-    reused = reuse.results(hits, state.diff, first_key=len(made.chunks) + 1)
+    reused = reuse.results(hits, whole, first_key=len(made.chunks) + 1)
     if hits:
         notes.append(_reuse_note(reused, state.dry_run))
     if ctx.cache is not None and ctx.cache.problem:
         notes.append(ctx.cache.problem)
     made = replace(
         made,
-        files_total=len(state.diff.files),
-        hunks_total=sum(len(f.hunks) for f in state.diff.files),
+        files_total=len(whole.files),
+        hunks_total=sum(len(f.hunks) for f in whole.files),
         notes=(*notes, *made.notes),
     )
     if not state.dry_run:
@@ -178,7 +181,7 @@ async def plan(state: State, runtime: Runtime[ReviewContext]) -> dict[str, Any]:
             for result, hit in reused:
                 _record_hit(ctx.recorder, result, hit)
     return {
-        "diff": state.diff,
+        "diff": whole,
         "plan": made,
         "refused": refused,
         "results": [r for r, _ in reused],
@@ -202,24 +205,51 @@ def _within_max_cost(
     planner: Callable[[Diff], Plan],
     notes: list[str],
     spent: float = 0.0,
-) -> tuple[Plan, str | None]:
-    """The plan as --max-cost allows it (less what was ``spent`` before it: the triage), and
-    why nothing is sent when nothing is."""
+) -> tuple[Plan, str | None, Diff]:
+    """The plan as --max-cost allows it (less what was ``spent`` before it: the triage), why
+    nothing is sent when nothing is, and the diff planned. Over the limit, git's context goes
+    first (one line kept around each change, then none): every changed line reviewed with less
+    around it beats files left out. Only then does the policy leave files out or refuse."""
     limit, cost = ctx.settings.max_cost_usd, made.cost_usd
     if limit is not None:
         limit = max(0.0, limit - spent)
     if limit is None or cost is None or cost <= limit or not made.chunks:
-        return made, None
+        return made, None, diff
+    kept, least = ctx.settings.diff_context_lines, (made, diff)
+    for lines in (n for n in (1, 0) if kept is None or n < kept):
+        narrowed = narrow(diff, lines)
+        if narrowed is least[1]:
+            continue
+        least = (planner(narrowed), narrowed)
+        estimate = least[0].cost_usd
+        if estimate is not None and estimate <= limit:
+            notes.append(
+                f"the estimate ${cost:.4f} is over the limit ${limit:.4f} (--max-cost): git's "
+                f"context is cut to {lines} line(s) around each change, every changed line "
+                f"still reviewed, estimated at ${estimate:.4f}"
+            )
+            return least[0], None, least[1]
     if ctx.settings.over_max_cost == "riskiest_first":
-        partial = riskiest.riskiest_within(diff, made, limit, planner)
+        # The most changed lines within the limit: the riskiest files, with no context.
+        partial = riskiest.riskiest_within(least[1], least[0], limit, planner)
         if partial is not None:
             notes.append(partial[1])
-            return partial[0], None
+            if least[1] is not diff:
+                notes.append("git's context is cut to 0 lines around each change, to fit more")
+            return partial[0], None, least[1]
     after = f", ${spent:.4f} of it spent on triage" if spent else ""
-    return made, (
+    return (
+        made,
         f"not sent: the estimated cost ${cost:.4f} is over the limit ${limit:.4f} "
-        f"(review.max_cost_usd, --max-cost{after})"
+        f"(review.max_cost_usd, --max-cost{after})",
+        diff,
     )
+
+
+def _narrowed(whole: Diff, planned: Diff, narrowed: Diff) -> Diff:
+    """``whole`` with the files of ``planned`` (it less the cache's files) as ``narrowed``."""
+    by_id = {id(a): b for a, b in zip(planned.files, narrowed.files, strict=True)}
+    return replace(whole, files=tuple(by_id.get(id(f), f) for f in whole.files))
 
 
 def _switched(made: Plan, model: str, why: str, ctx: ReviewContext) -> Plan:

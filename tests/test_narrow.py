@@ -3,11 +3,15 @@ changed line still sent, each piece of a cut hunk numbered as in the diff."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+import pytest
 
 from agent.diff import LineKind, parse_diff
 from agent.narrow import narrow
-from tests.fakes import FakeTransport, user_text
+from agent.review import ReviewRequest, dry_run
+from tests.fakes import FakeTransport, user_text, wants
 from tests.test_pipeline import run, write_config
 
 # One hunk as git writes it: two changes 6 unchanged lines apart share their context.
@@ -90,3 +94,53 @@ def test_a_review_with_no_context_sends_every_changed_line_and_nothing_else(
     # The hunks counted are those sent: git's one, cut in two.
     assert review.coverage.hunks_reviewed == review.coverage.hunks_total == 2
     assert review.coverage.not_reviewed == []
+
+
+def context_heavy(files: int = 6) -> bytes:
+    """Files each changing one line inside git's three lines of context either side."""
+    out = []
+    for i in range(files):
+        path = f"src/mod{i}.py"
+        out.append(f"--- a/{path}\n+++ b/{path}\n@@ -1,7 +1,7 @@ def step_{i}():\n")
+        out += [
+            f"     before_{i}_{n} = prepare({n}, 'unchanged around the change')\n"
+            for n in (1, 2, 3)
+        ]
+        out.append(f"-    result_{i} = compute({i})\n+    result_{i} = compute({i}, strict=True)\n")
+        out += [
+            f"     after_{i}_{n} = finish({n}, 'unchanged around the change')\n" for n in (1, 2, 3)
+        ]
+    return "".join(out).encode()
+
+
+def estimate(tmp: Path, review: dict[str, object]) -> float:
+    patch = tmp / "estimate.patch"
+    patch.write_bytes(context_heavy())
+    request = ReviewRequest(cwd=tmp, diff_path=patch, config_path=write_config(tmp, review))
+    cost = asyncio.run(dry_run(request)).plan.cost_usd
+    assert cost is not None
+    return cost
+
+
+@pytest.mark.parametrize("fits", [1, 0])
+def test_over_max_cost_gits_context_goes_before_any_file_does(tmp_path: Path, fits: int) -> None:
+    """Every changed line reviewed with less around it beats files left out: over the limit,
+    the review keeps one line of context, or none, before its policy drops files or refuses."""
+    small = {"max_chunk_tokens": 600}  # a chunk or two per file: the estimate follows the text
+    whole = estimate(tmp_path, small)
+    one = estimate(tmp_path, {**small, "diff_context_lines": 1})
+    none = estimate(tmp_path, {**small, "diff_context_lines": 0})
+    assert none < one < whole
+    limit = (one + whole) / 2 if fits == 1 else (none + one) / 2
+
+    transport = FakeTransport()
+    review = run(
+        tmp_path, transport, write_config(tmp_path, small), context_heavy(), max_cost=limit
+    )
+
+    sent = "\n".join(user_text(r) for r in transport.requests if wants(r) == "ChunkReview")
+    assert all(f"compute({i}, strict=True)" in sent and f"compute({i})" in sent for i in range(6))
+    assert sent.count("unchanged around the change") == 2 * fits * 6
+    assert review.complete and not review.over_budget, review.problems
+    assert review.coverage.not_reviewed == []
+    assert any(f"git's context is cut to {fits} line(s)" in n for n in review.notes)
