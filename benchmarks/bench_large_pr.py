@@ -759,24 +759,32 @@ def run_rereview(bench: Bench) -> str:
 
 async def diff_with_chunks(bench: Bench, target: int) -> tuple[Path, int, int]:
     """A ``large_pr`` diff ownit plans into ``target`` chunks (searched by size), or the
-    closest one found: the issue's case is 40 chunks, five full waves at concurrency 8."""
-    size, best, tried = target * 300, (0, 0, Path()), set()
-    for _ in range(10):
-        tried.add(size)
+    closest one found: the issue's case is 40 chunks, five full waves at concurrency 8. Chunks
+    grow with size only roughly (packing is not monotonic), so once sizes below and above the
+    target are known it bisects between them, 100 lines at a time."""
+    found: dict[int, tuple[int, Path]] = {}
+    size = target * 900
+    for _ in range(24):
         path = bench.write(large_pr(size, bench.args.seed), f"latency-{size}")
         chunks = await bench.ownit.planned_chunks(path)
+        found[size] = (chunks, path)
         progress(f"latency diff: {size:,} changed lines -> {chunks} chunks")
-        if abs(chunks - target) < abs(best[1] - target):
-            best = (size, chunks, path)
         if chunks == target:
             break
-        step = round(size * target / max(chunks, 1) / 100) * 100 - size
-        if abs(step) < 100 or size + step in tried:  # near: walk 100 lines at a time
+        below = [s for s, (c, _) in found.items() if c < target]
+        above = [s for s, (c, _) in found.items() if c > target]
+        if below and above:
+            lo, hi = sorted((max(below), min(above)))
+            gap = [s for s in range(lo + 100, hi, 100) if s not in found]
+        else:  # no bracket yet: scale by the chunks seen
+            gap = [round(size * target / max(chunks, 1) / 100) * 100]
+        untried = [s for s in gap if s not in found and s > 0]
+        if not untried:  # the bracket is closed: the nearest size not tried yet
             step = 100 if chunks < target else -100
-        while size + step in tried:
-            step += 100 if step > 0 else -100
-        size = max(100, size + step)
-    return best[2], best[0], best[1]
+            untried = [next(s for s in range(size, 10**7 * step, step) if s not in found and s > 0)]
+        size = untried[len(untried) // 2]
+    best = min(found, key=lambda s: (abs(found[s][0] - target), s))
+    return found[best][1], best, found[best][0]
 
 
 async def run_latency(bench: Bench) -> str:
