@@ -144,3 +144,21 @@ def test_over_max_cost_gits_context_goes_before_any_file_does(tmp_path: Path, fi
     assert review.complete and not review.over_budget, review.problems
     assert review.coverage.not_reviewed == []
     assert any(f"git's context is cut to {fits} line(s)" in n for n in review.notes)
+
+
+def test_a_dry_run_says_the_context_was_cut_for_max_cost(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from agent.render.terminal import print_dry_run
+
+    whole = estimate(tmp_path, {"max_chunk_tokens": 600})
+    patch = tmp_path / "change.patch"
+    patch.write_bytes(context_heavy())
+    config = write_config(tmp_path, {"max_chunk_tokens": 600})
+    request = ReviewRequest(cwd=tmp_path, diff_path=patch, config_path=config, max_cost=whole * 0.9)
+    shown = io.StringIO()
+    print_dry_run(asyncio.run(dry_run(request)), Console(file=shown, width=200))
+    assert "note: the estimate" in shown.getvalue()
+    assert "git's context is cut to 1 line(s) around each change" in shown.getvalue()

@@ -84,6 +84,8 @@ def print_dry_run(result: DryRun, console: Console) -> None:
             console.print(f"  {one_line(s.path)}: {one_line(s.reason)}", markup=False)
     if result.refused:
         console.print(f"A review would stop here: {one_line(result.refused)}.", markup=False)
+    for note in plan.notes:  # what the plan decided on its own (context cut for --max-cost...)
+        console.print(f"note: {one_line(note)}", markup=False)
     if result.secrets:
         console.print(
             f"{len(result.secrets)} credential(s) would be masked before sending:", markup=False
