@@ -70,6 +70,35 @@ class Hunk:
         head = f"@@ -{self.old_start},{self.old_count} +{self.new_start},{self.new_count} @@"
         return f"{head} {self.section}" if self.section else head
 
+    def part(self, first: int, end: int) -> Hunk:
+        """Lines ``first..end`` as a hunk of their own, numbered as in the diff: its header's
+        ranges hold exactly those lines (a side with none starts, as git writes it, at the line
+        before them)."""
+        lines = self.lines[first:end]
+        return replace(
+            self,
+            old_start=self._start("old", first, lines),
+            old_count=sum(1 for ln in lines if ln.old_no is not None),
+            new_start=self._start("new", first, lines),
+            new_count=sum(1 for ln in lines if ln.new_no is not None),
+            lines=lines,
+        )
+
+    def _start(self, side: Side, first: int, lines: tuple[DiffLine, ...]) -> int:
+        def number(line: DiffLine) -> int | None:
+            return line.old_no if side == "old" else line.new_no
+
+        for line in lines:
+            if (n := number(line)) is not None:
+                return n
+        for line in reversed(self.lines[:first]):  # none on this side: the last one before
+            if (n := number(line)) is not None:
+                return n
+        start, count = (
+            (self.old_start, self.old_count) if side == "old" else (self.new_start, self.new_count)
+        )
+        return start if count == 0 else start - 1  # git's start of an empty side
+
     def _range(self, side: Side) -> range:
         if side == "old":
             return range(self.old_start, self.old_start + self.old_count)

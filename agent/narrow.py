@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent.diff import Diff, DiffLine, FileDiff, Hunk, LineKind, Side
+from agent.diff import Diff, FileDiff, Hunk, LineKind
 
 
 def narrow(diff: Diff, keep: int | None) -> Diff:
@@ -44,34 +44,4 @@ def _hunk(hunk: Hunk, keep: int) -> list[Hunk]:
             runs.append([first, end])
     if runs == [[0, len(hunk.lines)]]:
         return [hunk]
-    return [_lines(hunk, first, end) for first, end in runs]
-
-
-def _lines(hunk: Hunk, first: int, end: int) -> Hunk:
-    """Lines ``first..end`` of ``hunk`` as a hunk of their own, its header as git would write
-    it (a side with no lines starts at the line before the gap)."""
-    lines = hunk.lines[first:end]
-    return replace(
-        hunk,
-        old_start=_start(hunk, first, lines, "old"),
-        old_count=sum(1 for ln in lines if ln.old_no is not None),
-        new_start=_start(hunk, first, lines, "new"),
-        new_count=sum(1 for ln in lines if ln.new_no is not None),
-        lines=lines,
-    )
-
-
-def _start(hunk: Hunk, first: int, lines: tuple[DiffLine, ...], side: Side) -> int:
-    def number(line: DiffLine) -> int | None:
-        return line.old_no if side == "old" else line.new_no
-
-    for line in lines:
-        if (n := number(line)) is not None:
-            return n
-    for line in reversed(hunk.lines[:first]):  # none on this side: after the last one before
-        if (n := number(line)) is not None:
-            return n
-    start, count = (
-        (hunk.old_start, hunk.old_count) if side == "old" else (hunk.new_start, hunk.new_count)
-    )
-    return start if count == 0 else start - 1  # git's start for an empty side: the line before
+    return [hunk.part(first, end) for first, end in runs]

@@ -262,15 +262,6 @@ def piece(hunk: Hunk, lines: tuple[DiffLine, ...], start: int, end: int) -> Hunk
     """Lines ``start..end`` of ``hunk`` as a hunk of their own, numbered as in the diff."""
     if start == 0 and end == len(hunk.lines) and lines == hunk.lines:
         return hunk
-    old = [ln.old_no for ln in lines if ln.old_no is not None]
-    new = [ln.new_no for ln in lines if ln.new_no is not None]
     where = f"(lines {start + 1}-{end} of {len(hunk.lines)})"
-    return replace(
-        hunk,
-        old_start=old[0] if old else hunk.old_start,
-        old_count=len(old),
-        new_start=new[0] if new else hunk.new_start,
-        new_count=len(new),
-        section=f"{hunk.section} {where}".strip(),
-        lines=lines,
-    )
+    # ``lines`` are those lines, some perhaps cut to fit: the same numbers, shorter text.
+    return replace(hunk.part(start, end), section=f"{hunk.section} {where}".strip(), lines=lines)
